@@ -19,6 +19,8 @@ export function datasetOfManifestKey(key: string): string | undefined {
 export const preparedKeys = {
   prefix: (runId: string) => `prepared/${runId}/`,
   stats: (runId: string) => `prepared/${runId}/stats.json`,
+  /** The validated manifest with defaults resolved, as the run uses it (a later upload cannot change a run). */
+  manifest: (runId: string) => `prepared/${runId}/manifest.json`,
   /** `split` is train | validation | test; `part` is x or y. */
   shard: (runId: string, split: string, part: 'x' | 'y', index: number) =>
     `prepared/${runId}/${split}/${part}-${String(index).padStart(5, '0')}.npy`,
