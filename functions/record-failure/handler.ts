@@ -1,4 +1,8 @@
-// Entry point of the record-failure Lambda function; built in its own issue.
-export const handler = async (_event: unknown): Promise<never> => {
-  throw new Error('record-failure: not implemented yet');
-};
+import { defaultS3 } from '../core/aws';
+import type { FailureEvent, RunStatus } from '../core/contracts';
+import { ENV, requireEnv } from '../core/env';
+import { recordFailure } from './core';
+
+/** Called by the state machine's Catch path; its result is discarded so $.error reaches the Fail state. */
+export const handler = async (event: FailureEvent): Promise<{ key: string; status: RunStatus }> =>
+  recordFailure(defaultS3(), requireEnv(ENV.dataBucket), event);
