@@ -393,10 +393,13 @@ class Converter {
       }
       case 'Reshape': {
         const target = config['targetShape'];
-        if (!Array.isArray(target) || !target.every((d) => typeof d === 'number')) throw unsupported(info, `targetShape ${JSON.stringify(target)} is not a list of numbers.`);
+        if (!Array.isArray(target) || !target.every((d) => typeof d === 'number' || d === null)) {
+          throw unsupported(info, `targetShape ${JSON.stringify(target)} is not a list of numbers.`);
+        }
         const input = this.toTf(x, base);
-        // 0 copies the input's (batch) dimension; -1 in the target is inferred as in TF.js.
-        const shape = this.g.constInt64(`${base}/shape`, [target.length + 1], [0, ...(target as number[])]);
+        // 0 copies the input's (batch) dimension; TF.js stores an inferred -1 as null, ONNX infers -1.
+        const dims = (target as Array<number | null>).map((d) => d ?? -1);
+        const shape = this.g.constInt64(`${base}/shape`, [dims.length + 1], [0, ...dims]);
         return { name: this.g.node('Reshape', [input.name, shape], {}, base), layout: 'tf', rank: target.length + 1 };
       }
       case 'ZeroPadding2D': {
@@ -445,7 +448,8 @@ class Converter {
         return this.unary(x, 'Elu', base, { alpha: attr.float(typeof config['alpha'] === 'number' ? config['alpha'] : 1) });
       case 'Softmax': {
         const axis = config['axis'];
-        const a = Array.isArray(axis) ? (axis.length === 1 ? axis[0] : undefined) : axis ?? -1;
+        // TF.js's Softmax layer defaults to axis 1 (not -1); getConfig reports the resolved axis.
+        const a = Array.isArray(axis) ? (axis.length === 1 ? axis[0] : undefined) : axis ?? 1;
         if (typeof a !== 'number') throw unsupported(info, `axis ${JSON.stringify(axis)} is not a single axis.`);
         return this.unary(x, 'Softmax', base, { axis: attr.int(this.physicalAxis(x, a)) });
       }
