@@ -29,6 +29,14 @@ describe('LocalBatch', () => {
     ContainerOverrides: { Environment: [{ Name: 'RUN_ID', Value: 'run-1' }, { Name: 'MODE', Value: mode }] },
   });
 
+  const failure = (job: Promise<unknown>): Promise<BatchJobFailedError> =>
+    job.then(
+      () => {
+        throw new Error('expected the job to fail');
+      },
+      (e: unknown) => e as BatchJobFailedError,
+    );
+
   beforeEach(() => {
     logs = mkdtempSync(join(tmpdir(), 'dlops-batch-'));
     lines = [];
@@ -63,17 +71,13 @@ describe('LocalBatch', () => {
   }, 30_000);
 
   it('given a retry strategy, when the exit code matches RETRY, then a second attempt runs', async () => {
-    const error = await batch({ environment: {}, retryStrategy: { Attempts: 2, EvaluateOnExit: [{ OnExitCode: '3', Action: 'RETRY' }] } })
-      .submitJobSync(submit('fail'))
-      .catch((e: unknown) => e as BatchJobFailedError);
+    const error = await failure(batch({ environment: {}, retryStrategy: { Attempts: 2, EvaluateOnExit: [{ OnExitCode: '3', Action: 'RETRY' }] } }).submitJobSync(submit('fail')));
     expect(JSON.parse(error.message).Attempts).toHaveLength(2);
     expect(readFileSync(JSON.parse(error.message).LogFile, 'utf8')).toContain('attempt=2');
   }, 40_000);
 
   it('given an attempt duration, when exceeded, then the job is stopped and fails with the timeout reason', async () => {
-    const error = await batch({ environment: {}, attemptDurationSeconds: 2 })
-      .submitJobSync(submit('hang'))
-      .catch((e: unknown) => e as BatchJobFailedError);
+    const error = await failure(batch({ environment: {}, attemptDurationSeconds: 2 }).submitJobSync(submit('hang')));
     expect(JSON.parse(error.message)).toMatchObject({ Status: 'FAILED', StatusReason: 'Job attempt duration exceeded timeout' });
   }, 30_000);
 
