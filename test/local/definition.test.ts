@@ -61,7 +61,7 @@ describe('the locally run state machine definition', () => {
     const states = runtime.stateMachine.definition.States;
     expect(Object.keys(states).sort()).toEqual(['Evaluate', 'Export', 'Failed', 'Gate', 'Preprocess', 'Published', 'Register', 'RecordFailure', 'Rejected', 'Train'].sort());
     expect((states.Train as { Resource: string }).Resource).toBe('arn:aws:states:::batch:submitJob.sync');
-    const jobDefinition = (states.Train as { Parameters: { JobDefinition: string } }).Parameters.JobDefinition;
+    const jobDefinition = (states.Train as unknown as { Parameters: { JobDefinition: string } }).Parameters.JobDefinition;
     expect(runtime.pipeline.jobDefinition(jobDefinition).environment).toMatchObject({ DATA_BUCKET: 'dlops-data' });
   });
 
