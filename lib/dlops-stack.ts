@@ -79,8 +79,6 @@ export class DlopsStack extends Stack {
       jobTimeout,
       image: props.trainingImage,
     });
-    // Queueing, then every attempt, then a margin: past this the run fails into RecordFailure.
-    const trainTimeout = runnableTimeout.plus(Duration.minutes(jobTimeout.toMinutes() * this.compute.retryAttempts)).plus(Duration.minutes(30));
 
     this.pipeline = new Pipeline(this, 'Pipeline', {
       dataBucket,
@@ -88,7 +86,6 @@ export class DlopsStack extends Stack {
       key,
       jobQueue: this.compute.jobQueue,
       jobDefinition: this.compute.jobDefinition,
-      trainTimeout,
       codeVersion: props.codeVersion,
     });
     this.inference = new InferenceApi(this, 'Inference', {

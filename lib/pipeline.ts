@@ -53,11 +53,6 @@ export interface PipelineProps {
   readonly jobQueue: batch.IJobQueue;
   readonly jobDefinition: batch.IJobDefinition;
   /**
-   * How long the Train state waits for the job (queueing, all attempts) before it fails into RecordFailure.
-   * @default Duration.hours(24)
-   */
-  readonly trainTimeout?: Duration;
-  /**
    * Code version recorded in each model version's lineage (DLOPS_CODE_VERSION).
    * @default 'unknown'
    */
@@ -87,10 +82,8 @@ export class Pipeline extends Construct {
 
   constructor(scope: Construct, id: string, props: PipelineProps) {
     super(scope, id);
-    const trainTimeout = props.trainTimeout ?? Duration.hours(24);
     const codeVersion = props.codeVersion ?? 'unknown';
     const logRetention = props.logRetention ?? logs.RetentionDays.THREE_MONTHS;
-    if (trainTimeout.toSeconds() < 60) throw new Error(`trainTimeout must be at least 1 minute. Received ${trainTimeout.toSeconds()} seconds.`);
     if (!/^[A-Za-z0-9._+-]{1,128}$/.test(codeVersion)) {
       throw new Error(`codeVersion must be 1 to 128 letters, digits or . _ + -. Received ${JSON.stringify(codeVersion)}.`);
     }
@@ -139,7 +132,7 @@ export class Pipeline extends Construct {
       environment: { [ENV.dataBucket]: props.dataBucket.bucketName },
     });
 
-    this.stateMachine = this.buildStateMachine(props, trainTimeout, logRetention);
+    this.stateMachine = this.buildStateMachine(props, logRetention);
 
     this.triggerFunction = new DlopsFunction(this, 'Trigger', {
       entry: 'functions/trigger/handler.ts',
@@ -171,7 +164,7 @@ export class Pipeline extends Construct {
     });
   }
 
-  private buildStateMachine(props: PipelineProps, trainTimeout: Duration, logRetention: logs.RetentionDays): sfn.StateMachine {
+  private buildStateMachine(props: PipelineProps, logRetention: logs.RetentionDays): sfn.StateMachine {
     // States get their own scope: their ids are the state names, which the functions' ids would clash with.
     const states = new Construct(this, 'States');
     const failed = new sfn.Fail(states, STATE.failed, { errorPath: '$.error.Error', causePath: '$.error.Cause' });
@@ -225,7 +218,8 @@ export class Pipeline extends Construct {
       containerOverrides: { environment: { RUN_ID: sfn.JsonPath.stringAt('$.runId') } },
       resultSelector: { 'jobId.$': '$.JobId', 'status.$': '$.Status' },
       resultPath: '$.train',
-      taskTimeout: sfn.Timeout.duration(trainTimeout),
+      // No taskTimeout: on this task it would override the job definition's per-attempt timeout.
+      // The wait is bounded by Batch itself: RUNNABLE time limit + attempts x attempt timeout.
     });
     // Only the Batch API call itself is retried; a failed job has already used Batch's own retry strategy.
     train.addRetry({ errors: ['Batch.AWSBatchException'], interval: Duration.seconds(10), maxAttempts: 5, backoffRate: 2, jitterStrategy: sfn.JitterType.FULL });
