@@ -8,8 +8,8 @@
  * a run of conv/pool layers stays in NCHW, and flatten/dense transpose back first, so that
  * flatten orders features the way TF.js does (h, w, c).
  *
- * Operators are those of the default domain at OPSET; every one used here is unchanged up to
- * the opsets onnxruntime-node 1.31 runs. https://onnx.ai/onnx/operators/
+ * Operators are those of the default domain at OPSET; a runtime applies the semantics of the
+ * opset a model declares, so later operator changes do not affect it. https://onnx.ai/onnx/operators/
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { UnsupportedLayerError } from '../errors';
