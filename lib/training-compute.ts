@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Size, Stack } from 'aws-cdk-lib';
+import { Duration, IgnoreMode, RemovalPolicy, Size, Stack } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
@@ -13,8 +13,13 @@ import { PROJECT_ROOT } from './dlops-function';
 /** Default GPU instance types: NVIDIA A10G (g5) and L4 (g6), one GPU each, small to large. */
 export const DEFAULT_GPU_INSTANCE_TYPES = ['g5.xlarge', 'g5.2xlarge', 'g6.xlarge', 'g6.2xlarge'];
 
-/** What the Docker build of the training image may not see (the context is the repository root). */
-export const TRAIN_IMAGE_EXCLUDES = ['node_modules', 'cdk.out', '.dlops', '.git', 'test', 'bench', '**/*.test.ts'];
+/**
+ * The Docker build context is the repository root; only what functions/train/Dockerfile copies
+ * goes into the asset (the same allow-list as functions/train/Dockerfile.dockerignore), so the
+ * image hash changes only when training code or dependencies do, and node_modules, cdk.out,
+ * .dlops, .git, test and bench never reach the build.
+ */
+export const TRAIN_IMAGE_EXCLUDES = ['*', '!package.json', '!package-lock.json', '!.npmrc', '!tsconfig.json', '!functions', 'functions/**/*.test.ts'];
 export const TRAIN_DOCKERFILE = 'functions/train/Dockerfile';
 
 export interface TrainingComputeProps {
@@ -209,7 +214,12 @@ export class TrainingCompute extends Construct {
     const jobLogs = new logs.LogGroup(this, 'JobLogs', { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
     const image =
       props.image ??
-      ecs.ContainerImage.fromAsset(PROJECT_ROOT, { file: TRAIN_DOCKERFILE, exclude: TRAIN_IMAGE_EXCLUDES, platform: Platform.LINUX_AMD64 });
+      ecs.ContainerImage.fromAsset(PROJECT_ROOT, {
+        file: TRAIN_DOCKERFILE,
+        exclude: TRAIN_IMAGE_EXCLUDES,
+        ignoreMode: IgnoreMode.DOCKER,
+        platform: Platform.LINUX_AMD64,
+      });
 
     this.jobDefinition = new batch.EcsJobDefinition(this, 'JobDefinition', {
       container: new batch.EcsEc2ContainerDefinition(this, 'Container', {
