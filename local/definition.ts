@@ -5,9 +5,10 @@
  * definition, the Batch job definition and the API's routes; only resource references are
  * resolved, to local placeholders.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { ConfigError } from '../functions/core/errors';
 import type { LocalJobDefinition, RetryStrategy } from './batch';
@@ -28,6 +29,8 @@ export function synthesizeTemplate(options: SynthOptions = {}): CfnTemplate {
   const { App } = require('aws-cdk-lib') as typeof import('aws-cdk-lib');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { DlopsStack } = require('../lib/dlops-stack') as typeof import('../lib/dlops-stack');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { stackPropsFromContext } = require('../lib/context') as typeof import('../lib/context');
   const cdkJson = join(REPO_ROOT, 'cdk.json');
   const fileContext = existsSync(cdkJson) ? ((JSON.parse(readFileSync(cdkJson, 'utf8')) as { context?: Record<string, unknown> }).context ?? {}) : {};
   const outdir = mkdtempSync(join(tmpdir(), 'dlops-synth-'));
@@ -42,12 +45,42 @@ export function synthesizeTemplate(options: SynthOptions = {}): CfnTemplate {
         'aws:cdk:disable-asset-staging': true,
       },
     });
-    const stack = new DlopsStack(app, 'Dlops');
+    // As bin/app.ts builds it (cdk-nag aside: it checks, it does not change the template).
+    const stack = new DlopsStack(app, 'Dlops', stackPropsFromContext((k: string) => app.node.tryGetContext(k)));
     const assembly = app.synth();
     return assembly.getStackByName(stack.stackName).template as CfnTemplate;
   } finally {
     rmSync(outdir, { recursive: true, force: true });
   }
+}
+
+/** What the template depends on: the CDK app's sources, cdk.json and the CDK version. */
+function templateInputsDigest(): string {
+  const hash = createHash('sha256');
+  const files = [join(REPO_ROOT, 'cdk.json'), join(REPO_ROOT, 'bin', 'app.ts'), join(REPO_ROOT, 'node_modules', 'aws-cdk-lib', 'package.json')];
+  const lib = join(REPO_ROOT, 'lib');
+  if (existsSync(lib)) files.push(...readdirSync(lib).filter((f) => f.endsWith('.ts')).map((f) => join(lib, f)));
+  for (const file of files.sort()) {
+    hash.update(file);
+    if (existsSync(file)) hash.update(readFileSync(file));
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * The synthesized template, reused from `cacheFile` while lib/, bin/app.ts, cdk.json and the
+ * CDK version are unchanged (synthesis takes seconds; `local up` and the demo start often).
+ */
+export function loadTemplate(cacheFile: string): CfnTemplate {
+  const digest = templateInputsDigest();
+  if (existsSync(cacheFile)) {
+    const cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as { digest?: string; template?: CfnTemplate };
+    if (cached.digest === digest && cached.template) return cached.template;
+  }
+  const template = synthesizeTemplate();
+  mkdirSync(dirname(cacheFile), { recursive: true });
+  writeFileSync(cacheFile, JSON.stringify({ digest, template }));
+  return template;
 }
 
 /** The raw definition template: Fn::Join parts (literal strings and intrinsic objects). */

@@ -16,7 +16,7 @@ import { ENV } from '../functions/core/env';
 import { ConfigError } from '../functions/core/errors';
 import { startApiAdapter, type ApiAdapter, type ProxyHandler } from './api-adapter';
 import { LocalBatch, type JobLine } from './batch';
-import { localPipeline, REPO_ROOT, synthesizeTemplate, type LocalPipeline } from './definition';
+import { loadTemplate, localPipeline, REPO_ROOT, type LocalPipeline } from './definition';
 import { matchesPattern, toObjectCreatedEvent, type S3NotificationRecord } from './events';
 import type { LambdaHandler, LocalFunction } from './lambda';
 import { LocalStateMachine, type ExecutionObserver, type ExecutionRecord } from './state-machine';
@@ -53,6 +53,7 @@ export function statePaths(stateDirectory: string) {
     logs: join(root, 'logs'),
     functionLog: join(root, 'logs', 'functions.log'),
     runtimeFile: join(root, 'runtime.json'),
+    templateCache: join(root, 'template.json'),
   };
 }
 
@@ -76,7 +77,7 @@ export interface LocalRuntimeProps {
   readonly apiPort?: number;
   /** @default true */
   readonly serveApi?: boolean;
-  /** @default - synthesized in-process from lib/dlops-stack.ts */
+  /** @default - synthesized in-process from lib/dlops-stack.ts, cached in the state folder while lib/ is unchanged */
   readonly template?: CfnTemplate;
   readonly observer?: ExecutionObserver & { onJobLine?(line: JobLine): void };
   /**
@@ -144,7 +145,7 @@ export class LocalRuntime {
       delete process.env[ENV.kmsKeyArn];
       if (props.captureFunctionLogs) restoreConsole = captureConsole(paths.functionLog);
 
-      const template = props.template ?? synthesizeTemplate();
+      const template = props.template ?? loadTemplate(paths.templateCache);
       const pipeline = localPipeline(template, { region: LOCAL_REGION, account: LOCAL_ACCOUNT, dataBucket: LOCAL_DATA_BUCKET, modelBucket: LOCAL_MODEL_BUCKET }, environment);
       process.env[ENV.stateMachineArn] = `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:${pipeline.stateMachineName}`;
 
