@@ -34,7 +34,7 @@ function infer(): APIGatewayProxyEvent {
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }] }),
     isBase64Encoded: false,
-  } as APIGatewayProxyEvent;
+  } as unknown as APIGatewayProxyEvent;
 }
 
 test('the Lambda entry point serves from the environment and emits EMF metrics: cold start, load split, latency', async () => {
