@@ -230,11 +230,36 @@ export class LocalRuntime {
   /** Calls `listener` with each execution this runtime starts from now on. */
   onExecutionStarted(listener: (record: ExecutionRecord) => void): () => void {
     this.startListeners.add(listener);
-    return () => this.startListeners.delete(listener);
+    return () => {
+      this.startListeners.delete(listener);
+    };
   }
 
-  /** Waits for an execution (by run id) to end. */
-  waitForExecution(name: string): Promise<ExecutionRecord> {
+  /**
+   * Waits for an execution (by run id) to end; if it has not started yet (its trigger is still
+   * on the way), first waits up to `startTimeoutMs` for it to start.
+   */
+  async waitForExecution(name: string, startTimeoutMs = 30_000): Promise<ExecutionRecord> {
+    if (!this.stateMachine.describe(name)) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          off();
+          reject(new ConfigError(`No execution named ${name} started within ${startTimeoutMs / 1000} s of waiting.`));
+        }, startTimeoutMs);
+        const off = this.onExecutionStarted((record) => {
+          if (record.name !== name) return;
+          clearTimeout(timer);
+          off();
+          resolve();
+        });
+        // It may have started between the check and the subscription.
+        if (this.stateMachine.describe(name)) {
+          clearTimeout(timer);
+          off();
+          resolve();
+        }
+      });
+    }
     return this.stateMachine.wait(name);
   }
 

@@ -145,7 +145,10 @@ export class LocalStateMachine implements ExecutionStarterLike {
     this.lambda = props.lambda ?? new LocalLambda(this.region, this.account);
     this.checkTasks();
     // checkArn stays on: the resolved placeholders are well-formed ARNs like the service's.
-    this.machine = new StateMachine(this.definition, { validationOptions: { checkArn: true, checkPaths: true } });
+    // A copy: the validator writes defaults (QueryLanguage) into the object it is given.
+    this.machine = new StateMachine(JSON.parse(JSON.stringify(this.definition)) as StateMachineDefinition, {
+      validationOptions: { checkArn: true, checkPaths: true },
+    });
     this.loadStore();
   }
 

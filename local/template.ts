@@ -146,8 +146,13 @@ export class TemplateResolver {
     const resource = this.resource(id);
     const { region, account } = this.local;
     let value: string;
-    if (attr === 'Arn') {
+    if (attr === 'Arn' || attr.endsWith('Arn')) {
       switch (resource.Type) {
+        case 'AWS::Batch::JobQueue':
+        case 'AWS::Batch::JobDefinition':
+        case 'AWS::StepFunctions::StateMachine':
+          value = this.ref(id);
+          break;
         case 'AWS::Lambda::Function':
           value = `arn:aws:lambda:${region}:${account}:function:${id}`;
           break;
