@@ -98,6 +98,14 @@ export async function registerRun(props: RegisterProps): Promise<RegisterResult>
   if (promote) {
     const current = await getAlias(reg, model, alias);
     if (current?.record.version !== version) {
+      // Evaluate compared this run with the alias's holder at that time; if another promotion
+      // moved the alias since, that comparison no longer holds and this run must not win.
+      if (state.evaluate !== undefined && current?.record.version !== state.evaluate.champion?.version) {
+        throw new ConflictError(
+          `Run ${runId}: version ${version} of ${model} is registered but not promoted: alias ${alias} points to version ${current?.record.version ?? '(none)'}, ` +
+            `not ${state.evaluate.champion?.version ?? '(none)'} as when this run was evaluated; another promotion won.`,
+        );
+      }
       try {
         await moveAlias(reg, { model, alias, version, expectedETag: current?.etag ?? null, now });
       } catch (error) {

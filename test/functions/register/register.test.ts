@@ -100,11 +100,19 @@ test('a retried Register of the same run adds no version and leaves the alias al
   expect((await getAlias(reg, 'iris', 'production'))!.etag).toBe(before);
 });
 
-test('a second run becomes version 2, moves production and records the previous version; the API serves it', async () => {
+test('a run evaluated against a champion that has since been replaced is registered but not promoted (ConflictError)', async () => {
+  const { state } = await seedRun('iris-run-stale', { seed: 9 });
+  // Evaluated when production pointed to version 7 (it points to 1 now).
+  const stale = { ...state, evaluate: { ...state.evaluate!, champion: { version: '7', metrics: { accuracy: 0.5 } } } };
+  await expect(registerRun(props(stale))).rejects.toThrow(/registered but not promoted: alias production points to version 1, not 7/);
+  expect((await getAlias(reg, 'iris', 'production'))!.record.version).toBe('1');
+});
+
+test('a later run evaluated against the current champion becomes the next version, moves production and records the previous version; the API serves it', async () => {
   const { state } = await seedRun('iris-run-2', { seed: 2 });
-  const result = await registerRun(props(state));
-  expect(result.version).toBe('2');
-  expect((await getAlias(reg, 'iris', 'production'))!.record).toMatchObject({ version: '2', previous: '1' });
+  const result = await registerRun(props({ ...state, evaluate: { ...state.evaluate!, champion: { version: '1', metrics: { accuracy: 0.93 } } } }));
+  expect(result.version).toBe('3'); // version 2 is the stale run's, registered but not promoted
+  expect((await getAlias(reg, 'iris', 'production'))!.record).toMatchObject({ version: '3', previous: '1' });
 
   const service = createInferenceService({ store: new ModelStore({ registry: reg }) });
   const response = await service({
@@ -115,18 +123,18 @@ test('a second run becomes version 2, moves production and records the previous 
     isBase64Encoded: false,
   } as never);
   expect(response.statusCode).toBe(200);
-  expect(JSON.parse(response.body).model_version).toBe('2');
+  expect(JSON.parse(response.body).model_version).toBe('3');
 });
 
 test('the manifest promotion alias is used; a run the gate did not promote is registered without moving an alias', async () => {
   const staged = await registerRun(props((await seedRun('iris-run-3', { seed: 3, alias: 'staging' })).state));
-  expect(staged).toMatchObject({ version: '3', aliases: ['staging'] });
-  expect((await getAlias(reg, 'iris', 'staging'))!.record.version).toBe('3');
-  expect((await getAlias(reg, 'iris', 'production'))!.record.version).toBe('2');
+  expect(staged).toMatchObject({ version: '4', aliases: ['staging'] });
+  expect((await getAlias(reg, 'iris', 'staging'))!.record.version).toBe('4');
+  expect((await getAlias(reg, 'iris', 'production'))!.record.version).toBe('3');
 
   const held = await registerRun(props((await seedRun('iris-run-4', { seed: 4, promote: false })).state));
-  expect(held).toMatchObject({ version: '4', aliases: [] });
-  expect((await getAlias(reg, 'iris', 'production'))!.record.version).toBe('2');
+  expect(held).toMatchObject({ version: '5', aliases: [] });
+  expect((await getAlias(reg, 'iris', 'production'))!.record.version).toBe('3');
 });
 
 test('a run without its ONNX export fails with NotFoundError naming the object', async () => {
