@@ -138,7 +138,15 @@ export async function exportRun(state: RunState, deps: ExportDeps, options: Expo
     const exported: OnnxExport = exportLayersModel(model, {
       graphName: stats.modelName,
       producerVersion: options.codeVersion ?? '0',
-      metadata: { runId, modelName: stats.modelName, task: stats.task, manifestHash: stats.manifestHash },
+      // What a server holding only the .onnx file needs to feed it raw rows and name its outputs.
+      metadata: {
+        'dlops.runId': runId,
+        'dlops.modelName': stats.modelName,
+        'dlops.task': stats.task,
+        'dlops.manifestHash': stats.manifestHash,
+        'dlops.normalization': JSON.stringify(stats.normalization),
+        ...(stats.classNames === undefined ? {} : { 'dlops.classNames': JSON.stringify(stats.classNames) }),
+      },
     });
 
     const sample = await parityRows(s3, bucket, stats, options.parityRows ?? 1000);

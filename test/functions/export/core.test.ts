@@ -1,6 +1,7 @@
 /** @jest-environment ./test/functions/core/onnx/ort-environment.js */
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
+import * as protobuf from 'protobufjs';
 import type { RunState } from '../../../functions/core/contracts';
 import { BadRequestError, DataError, ParityError, UnsupportedLayerError } from '../../../functions/core/errors';
 import { preparedKeys, runKeys } from '../../../functions/core/layout';
@@ -128,6 +129,14 @@ describe('exportRun (Export step core) against the local S3 server', () => {
     await session.release();
     const expected = runTfjs(tf, model, x, [50, ...INPUT_SHAPE]).output;
     expect(maxAbsDiff(out.output!.data as Float32Array, expected)).toBeLessThanOrEqual(1e-4);
+    // The file describes itself: ModelProto.metadata_props (field 14 of onnx.proto3) carries normalisation and classes
+    const Meta = protobuf
+      .parse('syntax = "proto3"; message Entry { string key = 1; string value = 2; } message Model { repeated Entry metadata_props = 14; }', { keepCase: true })
+      .root.lookupType('Model');
+    const meta = Object.fromEntries((Meta.toObject(Meta.decode(body)) as { metadata_props: Array<{ key: string; value: string }> }).metadata_props.map((e) => [e.key, e.value]));
+    expect(meta['dlops.runId']).toBe(runId);
+    expect(JSON.parse(meta['dlops.classNames']!)).toEqual(['a', 'b', 'c']);
+    expect(JSON.parse(meta['dlops.normalization']!).mean).toHaveLength(WIDTH);
     // TF.js artifacts are left in place as the second format
     expect((await listObjects(fx.s3, DATA_BUCKET, result.tfjsPrefix)).map((o) => o.key).sort()).toEqual([`${result.tfjsPrefix}model.json`, `${result.tfjsPrefix}weights.bin`]);
   });
