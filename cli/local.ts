@@ -36,17 +36,25 @@ export function registerLocalCommands(program: Command): void {
       if (running) {
         throw new Error(`dlops local up is already running on this state folder (pid ${running.pid}, S3 ${running.s3Endpoint}). Stop it first (Ctrl-C in its terminal).`);
       }
-      const reporter = new ConsoleReporter({ verbose: opts.verbose });
-      const runtime = await LocalRuntime.start({
-        stateDirectory: opts.stateDir,
-        s3Port: opts.s3Port,
-        apiPort: opts.apiPort,
-        observer: reporter,
-        captureFunctionLogs: true,
-        writeRuntimeFile: true,
-      });
+      const { redirectProcessOutput } = await import('../local/stdio');
       const paths = statePaths(opts.stateDir);
-      const out = (line = '') => process.stdout.write(`${line}\n`);
+      // The functions' own output goes to logs/functions.log, as it would to CloudWatch Logs.
+      const stdio = redirectProcessOutput(paths.functionLog);
+      const out = (line = '') => stdio.terminal.write(`${line}\n`);
+      const reporter = new ConsoleReporter({ verbose: opts.verbose, out: stdio.terminal });
+      let runtime: Awaited<ReturnType<typeof LocalRuntime.start>>;
+      try {
+        runtime = await LocalRuntime.start({
+          stateDirectory: opts.stateDir,
+          s3Port: opts.s3Port,
+          apiPort: opts.apiPort,
+          observer: reporter,
+          writeRuntimeFile: true,
+        });
+      } catch (error) {
+        stdio.restore();
+        throw error;
+      }
       out('dlops local runtime is up');
       out(`  S3             ${runtime.endpoint}   buckets ${runtime.dataBucket}, ${runtime.modelBucket}`);
       out(`  inference API  ${runtime.api?.url}   (try GET /v2/health/ready)`);
@@ -66,7 +74,7 @@ export function registerLocalCommands(program: Command): void {
           stopping = true;
           out(`\n${signal}: stopping (running executions are aborted, training jobs get SIGTERM)...`);
           void runtime.stop().then(resolve, (error: unknown) => {
-            console.error(error);
+            out(`stopping failed: ${error instanceof Error ? error.message : String(error)}`);
             resolve();
           });
         };
@@ -74,6 +82,7 @@ export function registerLocalCommands(program: Command): void {
         process.on('SIGTERM', () => stop('SIGTERM'));
       });
       out('stopped.');
+      stdio.restore();
       process.exit(0);
     });
 

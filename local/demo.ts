@@ -13,6 +13,7 @@ import type { RegisterResult } from '../functions/core/contracts';
 import { digits, digitsCsv, digitsManifest, DIGIT_SIDE, type Digit } from './mnist-dataset';
 import { ConsoleReporter } from './reporter';
 import { LocalRuntime, LOCAL_DATA_BUCKET, LOCAL_MODEL_BUCKET, statePaths } from './runtime';
+import { redirectProcessOutput } from './stdio';
 import { submitDataset } from './submit';
 
 /** What the issue asks of the seed network's run: 8,000 digits, 5 epochs (the benchmark's setting). */
@@ -30,6 +31,8 @@ export interface DemoOptions {
   readonly heldOut?: number;
   readonly out?: NodeJS.WritableStream;
   readonly tty?: boolean;
+  /** Send what the in-process functions print to logs/functions.log. @default true */
+  readonly redirectFunctionOutput?: boolean;
 }
 
 export interface DemoResult {
@@ -80,7 +83,7 @@ export async function scoreOverHttp(apiUrl: string, model: string, heldOut: Digi
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const started = Date.now();
   const out = options.out ?? process.stdout;
-  const say = (line = '') => out.write(`${line}\n`);
+  let say = (line = '') => out.write(`${line}\n`);
   const rows = options.rows ?? FULL_ROWS;
   const epochs = options.epochs ?? FULL_EPOCHS;
   const heldOutCount = options.heldOut ?? 500;
@@ -95,9 +98,19 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   // A fresh start each time: the same manifest bytes would otherwise map to the execution that already ran.
   for (const dir of [paths.s3, paths.executions, paths.logs]) rmSync(dir, { recursive: true, force: true });
 
-  const reporter = new ConsoleReporter({ out, tty: options.tty });
   say(`[${elapsed()}] starting the local runtime (state in ${relative(process.cwd(), paths.root) || '.'})`);
-  const runtime = await LocalRuntime.start({ stateDirectory, observer: reporter, captureFunctionLogs: true });
+  // The functions' own output goes to a log file, as it would to CloudWatch Logs.
+  const stdio = options.redirectFunctionOutput === false ? undefined : redirectProcessOutput(paths.functionLog);
+  const terminal = options.out ?? stdio?.terminal ?? process.stdout;
+  say = (line = '') => terminal.write(`${line}\n`);
+  const reporter = new ConsoleReporter({ out: terminal, tty: options.tty });
+  let runtime: LocalRuntime;
+  try {
+    runtime = await LocalRuntime.start({ stateDirectory, observer: reporter });
+  } catch (error) {
+    stdio?.restore();
+    throw error;
+  }
   try {
     say(`[${elapsed()}] S3 ${runtime.endpoint}  inference API ${runtime.api?.url}`);
 
@@ -110,7 +123,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const heldOut = digits(rows, heldOutCount);
     say(`[${elapsed()}] built ${rows} MNIST digits as CSV + a manifest for the seed network (conv2d 32 3x3 relu, maxPooling 2, flatten, dense 10 softmax), ${epochs} epochs`);
 
-    const target = { s3: runtime.s3, bucket: LOCAL_DATA_BUCKET, where: 'local runtime' };
+    const target = { s3: runtime.s3, bucket: LOCAL_DATA_BUCKET, where: 'local runtime', local: true };
     const submitted = await submitDataset(target, {
       path: datasetDir,
       dataset,
@@ -124,6 +137,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const endState = record.transitions[record.transitions.length - 1]?.state;
     if (record.status !== 'SUCCEEDED' || endState !== 'Published') {
       say(`[${elapsed()}] the run ended ${record.status}${endState ? ` in ${endState}` : ''}: no model to serve.`);
+      const evaluation = (record.output as { evaluate?: { reason?: string; metrics?: Record<string, number> } } | undefined)?.evaluate;
+      if (evaluation) say(`  gate: ${evaluation.reason ?? ''}  (accuracy ${evaluation.metrics?.accuracy?.toFixed(4) ?? '?'})`);
       say(`  execution record: ${join(paths.executions, `${record.name}.json`)}`);
       say(`  logs: ${paths.logs}`);
       return { status: record.status === 'SUCCEEDED' ? `REJECTED` : record.status, runId: submitted.runId, seconds: (Date.now() - started) / 1000 };
@@ -155,5 +170,6 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     return { status: 'SUCCEEDED', runId: submitted.runId, accuracy, latencyMs, seconds: (Date.now() - started) / 1000 };
   } finally {
     await runtime.stop();
+    stdio?.restore();
   }
 }

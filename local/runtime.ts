@@ -9,7 +9,6 @@
  */
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { format } from 'node:util';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { localS3Client } from '../functions/core/aws';
 import { ENV } from '../functions/core/env';
@@ -80,12 +79,6 @@ export interface LocalRuntimeProps {
   /** @default - synthesized in-process from lib/dlops-stack.ts, cached in the state folder while lib/ is unchanged */
   readonly template?: CfnTemplate;
   readonly observer?: ExecutionObserver & { onJobLine?(line: JobLine): void };
-  /**
-   * Send the functions' console output (Powertools logs) to the state folder's logs/functions.log,
-   * as CloudWatch Logs would hold it, instead of this process's stdout.
-   * @default false
-   */
-  readonly captureFunctionLogs?: boolean;
   /** Retry waits in ms by state name. @default - the definition's own intervals */
   readonly retryIntervalOverrides?: Record<string, number | number[]>;
   /** Write runtime.json for other commands. @default false */
@@ -110,7 +103,6 @@ export class LocalRuntime {
     readonly batch: LocalBatch,
     readonly api: ApiAdapter | undefined,
     readonly environment: Record<string, string>,
-    private readonly restoreConsole: (() => void) | undefined,
     private readonly writeRuntimeFile: boolean,
   ) {}
 
@@ -130,7 +122,6 @@ export class LocalRuntime {
       throw portError(error, 'S3', props.s3Port);
     });
     let api: ApiAdapter | undefined;
-    let restoreConsole: (() => void) | undefined;
     try {
       const environment: Record<string, string> = {
         [ENV.dataBucket]: LOCAL_DATA_BUCKET,
@@ -143,7 +134,6 @@ export class LocalRuntime {
       // Handlers read their environment once, at first use: it must be in place before any loads.
       Object.assign(process.env, environment);
       delete process.env[ENV.kmsKeyArn];
-      if (props.captureFunctionLogs) restoreConsole = captureConsole(paths.functionLog);
 
       const template = props.template ?? loadTemplate(paths.templateCache);
       const pipeline = localPipeline(template, { region: LOCAL_REGION, account: LOCAL_ACCOUNT, dataBucket: LOCAL_DATA_BUCKET, modelBucket: LOCAL_MODEL_BUCKET }, environment);
@@ -204,7 +194,7 @@ export class LocalRuntime {
         });
       }
 
-      runtime = new LocalRuntime(paths, s3Server, localS3Client(s3Server.endpoint), pipeline, stateMachine, batch, api, environment, restoreConsole, props.writeRuntimeFile ?? false);
+      runtime = new LocalRuntime(paths, s3Server, localS3Client(s3Server.endpoint), pipeline, stateMachine, batch, api, environment, props.writeRuntimeFile ?? false);
       runtime.listenForManifests(template);
       if (runtime.writeRuntimeFile) {
         const info: RuntimeInfo = {
@@ -220,7 +210,6 @@ export class LocalRuntime {
       }
       return runtime;
     } catch (error) {
-      restoreConsole?.();
       await api?.stop();
       await s3Server.stop();
       throw error;
@@ -279,7 +268,6 @@ export class LocalRuntime {
     this.s3.destroy();
     await this.s3Server.stop();
     if (this.writeRuntimeFile) rmSync(this.paths.runtimeFile, { force: true });
-    this.restoreConsole?.();
   }
 
   /**
@@ -325,20 +313,4 @@ function portError(error: unknown, what: string, port: number | undefined): unkn
     );
   }
   return error;
-}
-
-/** Routes console output (and Powertools loggers created from now on) to a file, as CloudWatch Logs would hold it. */
-function captureConsole(file: string): () => void {
-  const original = { log: console.log, info: console.info, warn: console.warn, error: console.error, debug: console.debug, trace: console.trace };
-  const previousDev = process.env.POWERTOOLS_DEV;
-  // Powertools writes to its own Console on stdout unless in dev mode, where it uses `console`.
-  process.env.POWERTOOLS_DEV = 'true';
-  for (const level of Object.keys(original) as Array<keyof typeof original>) {
-    console[level] = (...args: unknown[]) => appendFileSync(file, `${new Date().toISOString()} ${level.toUpperCase()} ${format(...args)}\n`);
-  }
-  return () => {
-    Object.assign(console, original);
-    if (previousDev === undefined) delete process.env.POWERTOOLS_DEV;
-    else process.env.POWERTOOLS_DEV = previousDev;
-  };
 }

@@ -17,10 +17,12 @@ export const LAMBDA_INVOKE = 'arn:aws:states:::lambda:invoke';
 export const BATCH_SUBMIT_SYNC = 'arn:aws:states:::batch:submitJob.sync';
 
 /**
- * The ASL default for a Task's TimeoutSeconds (https://states-language.net/#task-state);
- * aws-local-stepfunctions defaults to 60 s instead, which would cut training short.
+ * A Task without TimeoutSeconds runs until it ends in Step Functions (the ASL default is
+ * 99999999 s: https://states-language.net/#task-state); aws-local-stepfunctions defaults to 60 s,
+ * which would cut training short. Node's timers overflow past 2^31-1 ms (and then fire at
+ * once), so the longest timeout a local run can honour stands in for the default: 24.8 days.
  */
-export const ASL_DEFAULT_TASK_TIMEOUT_SECONDS = 99999999;
+export const LOCAL_DEFAULT_TASK_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
 type JsonObject = Record<string, unknown>;
 type TaskHandlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']>;
@@ -53,12 +55,12 @@ export function prepareDefinition(definition: StateMachineDefinition): { definit
   const adjustments: DefinitionAdjustment[] = [];
   for (const [name, state] of allStates(copy as unknown as { States: Record<string, JsonObject> })) {
     if (state.Type === 'Task' && state.TimeoutSeconds === undefined && state.TimeoutSecondsPath === undefined) {
-      state.TimeoutSeconds = ASL_DEFAULT_TASK_TIMEOUT_SECONDS;
+      state.TimeoutSeconds = LOCAL_DEFAULT_TASK_TIMEOUT_SECONDS;
       adjustments.push({
         state: name,
         field: 'TimeoutSeconds',
-        value: ASL_DEFAULT_TASK_TIMEOUT_SECONDS,
-        why: 'the service default; aws-local-stepfunctions would time the task out after 60 s',
+        value: LOCAL_DEFAULT_TASK_TIMEOUT_SECONDS,
+        why: 'no timeout in the template: the longest a local timer can wait, instead of the interpreter default of 60 s',
       });
     }
   }

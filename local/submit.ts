@@ -19,6 +19,8 @@ export interface SubmitTarget {
   readonly bucket: string;
   /** Human-readable: "local runtime at http://127.0.0.1:4568" or "AWS". */
   readonly where: string;
+  /** A local S3 server (s3rver stores aws-chunked stream uploads verbatim: send bodies whole). */
+  readonly local: boolean;
 }
 
 export interface TargetOptions {
@@ -54,11 +56,11 @@ export function resolveTarget(options: TargetOptions = {}): SubmitTarget {
   const env = options.env ?? process.env;
   const endpoint = options.endpoint ?? optionalEnv(ENV.s3Endpoint, env);
   if (endpoint !== undefined) {
-    return { s3: localS3Client(endpoint), bucket: options.bucket ?? optionalEnv(ENV.dataBucket, env) ?? 'dlops-data', where: `local S3 at ${endpoint}` };
+    return { s3: localS3Client(endpoint), bucket: options.bucket ?? optionalEnv(ENV.dataBucket, env) ?? 'dlops-data', where: `local S3 at ${endpoint}`, local: true };
   }
   const running = runningRuntime(options.stateDirectory);
   if (running) {
-    return { s3: localS3Client(running.s3Endpoint), bucket: options.bucket ?? running.dataBucket, where: `local runtime at ${running.s3Endpoint} (pid ${running.pid})` };
+    return { s3: localS3Client(running.s3Endpoint), bucket: options.bucket ?? running.dataBucket, where: `local runtime at ${running.s3Endpoint} (pid ${running.pid})`, local: true };
   }
   const bucket = options.bucket ?? optionalEnv(ENV.dataBucket, env);
   if (bucket === undefined) {
@@ -69,7 +71,7 @@ export function resolveTarget(options: TargetOptions = {}): SubmitTarget {
   // Loaded only for AWS: the default credential chain and region come from the environment.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { S3Client: Client } = require('@aws-sdk/client-s3') as typeof import('@aws-sdk/client-s3');
-  return { s3: new Client({}), bucket, where: 'AWS' };
+  return { s3: new Client({}), bucket, where: 'AWS', local: false };
 }
 
 export interface SubmitOptions {
@@ -139,7 +141,9 @@ export async function submitDataset(target: SubmitTarget, options: SubmitOptions
   for (const { file, name } of data) {
     const key = `${datasetKeys.dataPrefix(options.dataset)}${name}`;
     const size = statSync(file).size;
-    await target.s3.send(new PutObjectCommand({ Bucket: target.bucket, Key: key, Body: createReadStream(file), ContentLength: size }));
+    // To S3 a stream (no file held in memory); the SDK sends it aws-chunked, which s3rver would store as is.
+    const body = target.local ? readFileSync(file) : createReadStream(file);
+    await target.s3.send(new PutObjectCommand({ Bucket: target.bucket, Key: key, Body: body, ContentLength: size }));
     options.onUpload?.(key, size);
     dataKeys.push(key);
   }

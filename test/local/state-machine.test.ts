@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { DataError } from '../../functions/core/errors';
 import type { LocalFunction } from '../../local/lambda';
-import { ASL_DEFAULT_TASK_TIMEOUT_SECONDS, LocalStateMachine, prepareDefinition } from '../../local/state-machine';
+import { LOCAL_DEFAULT_TASK_TIMEOUT_SECONDS, LocalStateMachine, prepareDefinition } from '../../local/state-machine';
 
 const FN = 'arn:aws:lambda:us-east-1:000000000000:function:Step';
 
@@ -61,7 +61,7 @@ describe('LocalStateMachine', () => {
   it('writes out the Task timeout only where the definition has none', () => {
     const { definition: prepared, adjustments } = prepareDefinition(definition());
     expect(adjustments.map((a) => a.state).sort()).toEqual(['Record', 'Work']);
-    expect((prepared.States.Work as { TimeoutSeconds?: number }).TimeoutSeconds).toBe(ASL_DEFAULT_TASK_TIMEOUT_SECONDS);
+    expect((prepared.States.Work as { TimeoutSeconds?: number }).TimeoutSeconds).toBe(LOCAL_DEFAULT_TASK_TIMEOUT_SECONDS);
     const withTimeout = definition();
     (withTimeout.States.Work as { TimeoutSeconds?: number }).TimeoutSeconds = 300;
     expect(prepareDefinition(withTimeout).adjustments.map((a) => a.state)).toEqual(['Record']);
