@@ -29,19 +29,26 @@ function im2col(x: Float32Array, b: number, ci: Conv2DInfo, P: Float32Array): vo
       for (let ky = 0; ky < fh; ky++) {
         const iy = iy0 + ky * dh;
         if (iy < 0 || iy >= H) {
-          P.fill(0, p, p + fw * C);
+          for (let t = 0; t < fw * C; t++) P[p + t] = 0;
           p += fw * C;
           continue;
         }
         const rowBase = xBase + iy * W * C;
+        if (dw === 1 && ix0 >= 0 && ix0 + fw <= W) {
+          // The whole filter row is inside the input: fw*C contiguous values, the common case.
+          const src = rowBase + ix0 * C;
+          const len = fw * C;
+          for (let t = 0; t < len; t++) P[p + t] = x[src + t];
+          p += len;
+          continue;
+        }
         for (let kx = 0; kx < fw; kx++) {
           const ix = ix0 + kx * dw;
           if (ix < 0 || ix >= W) {
-            P.fill(0, p, p + C);
-          } else if (C === 1) {
-            P[p] = x[rowBase + ix];
+            for (let t = 0; t < C; t++) P[p + t] = 0;
           } else {
-            P.set(x.subarray(rowBase + ix * C, rowBase + ix * C + C), p);
+            const src = rowBase + ix * C;
+            for (let t = 0; t < C; t++) P[p + t] = x[src + t];
           }
           p += C;
         }

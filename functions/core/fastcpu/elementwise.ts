@@ -76,6 +76,10 @@ export const sub = binary((big, small, out, period, swapped) => {
   }
 });
 
+/*
+ * ReLU and Step are written without data-dependent branches: on activations about half the signs are random,
+ * and a mispredicted branch per element made these loops ~5x slower than the memory traffic they need.
+ */
 export const relu: FastKernel = (args) => {
   const { x } = args.inputs as { x: TensorInfo };
   const xv = f32(args.backend, x);
@@ -83,7 +87,8 @@ export const relu: FastKernel = (args) => {
   const out = new Float32Array(xv.length);
   for (let i = 0; i < xv.length; i++) {
     const v = xv[i];
-    out[i] = v < 0 ? 0 : v;
+    // (v + |v|) / 2 is v for v >= 0 and +0 otherwise, exactly; NaN stays NaN.
+    out[i] = (v + Math.abs(v)) * 0.5;
   }
   return args.backend.makeTensorInfo(x.shape.slice(), 'float32', out);
 };
@@ -94,9 +99,18 @@ export const step: FastKernel = (args) => {
   if (xv === null) return null;
   const alpha = typeof args.attrs.alpha === 'number' ? args.attrs.alpha : 0;
   const out = new Float32Array(xv.length);
+  if (alpha === 0) {
+    for (let i = 0; i < xv.length; i++) {
+      const v = xv[i];
+      out[i] = v !== v ? NaN : +(v > 0);
+    }
+    return args.backend.makeTensorInfo(x.shape.slice(), 'float32', out);
+  }
   for (let i = 0; i < xv.length; i++) {
     const v = xv[i];
-    out[i] = v > 0 ? 1 : v !== v ? NaN : alpha;
+    const gt = +(v > 0);
+    // NaN is rare, so this branch predicts well; the stock kernel maps NaN to NaN.
+    out[i] = v !== v ? NaN : gt + (1 - gt) * alpha;
   }
   return args.backend.makeTensorInfo(x.shape.slice(), 'float32', out);
 };
@@ -121,7 +135,13 @@ export const sum: FastKernel = (args) => {
   if (leading) {
     const inner = sizeOf(x.shape.slice(sorted.length));
     const acc = new Float64Array(inner);
-    for (let o = 0; o < xv.length; o += inner) for (let j = 0; j < inner; j++) acc[j] += xv[o + j];
+    const n = xv.length;
+    let o = 0;
+    // Four rows per pass over acc: a quarter of the accumulator loads and stores.
+    for (; o + 4 * inner <= n; o += 4 * inner) {
+      for (let j = 0; j < inner; j++) acc[j] += (xv[o + j] + xv[o + inner + j]) + (xv[o + 2 * inner + j] + xv[o + 3 * inner + j]);
+    }
+    for (; o < n; o += inner) for (let j = 0; j < inner; j++) acc[j] += xv[o + j];
     return args.backend.makeTensorInfo(outShape, 'float32', Float32Array.from(acc));
   }
   if (trailing) {

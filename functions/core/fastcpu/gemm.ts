@@ -32,39 +32,39 @@ export function gemm(
   ldc: number,
   accumulate: boolean,
 ): void {
-  if (!accumulate) {
-    for (let i = 0; i < m; i++) c.fill(0, cOffset + i * ldc, cOffset + i * ldc + n);
+  if (k === 0) {
+    if (!accumulate) for (let i = 0; i < m; i++) c.fill(0, cOffset + i * ldc, cOffset + i * ldc + n);
+    return;
   }
-  if (k === 0) return;
   for (let k0 = 0; k0 < k; k0 += K_CHUNK) {
     const kc = Math.min(K_CHUNK, k - k0);
     gemmPanel(m, n, kc, a.data, a.offset + k0 * a.colStride, a.rowStride, a.colStride,
-      b.data, b.offset + k0 * b.rowStride, b.rowStride, b.colStride, c, cOffset, ldc);
+      b.data, b.offset + k0 * b.rowStride, b.rowStride, b.colStride, c, cOffset, ldc, accumulate || k0 > 0 ? 1 : 0);
   }
 }
 
-/** C += A·B for one K chunk; all arguments monomorphic numbers/arrays so the JIT keeps one fast version. */
+/** C += A·B (add=1) or C = A·B (add=0) for one K chunk; all arguments monomorphic numbers/arrays so the JIT keeps one fast version. */
 function gemmPanel(
   m: number, n: number, k: number,
   A: Float32Array, aOff: number, aRs: number, aCs: number,
   B: Float32Array, bOff: number, bRs: number, bCs: number,
-  C: Float32Array, cOff: number, ldc: number,
+  C: Float32Array, cOff: number, ldc: number, add: number,
 ): void {
   const m4 = m - (m % 4);
   const n4 = n - (n % 4);
   for (let i = 0; i < m4; i += 4) {
     const pa0 = aOff + i * aRs;
     for (let j = 0; j < n4; j += 4) {
-      kernel4x4(k, A, pa0, aRs, aCs, B, bOff + j * bCs, bRs, bCs, C, cOff + i * ldc + j, ldc);
+      kernel4x4(k, A, pa0, aRs, aCs, B, bOff + j * bCs, bRs, bCs, C, cOff + i * ldc + j, ldc, add);
     }
     for (let j = n4; j < n; j++) {
-      kernel4x1(k, A, pa0, aRs, aCs, B, bOff + j * bCs, bRs, C, cOff + i * ldc + j, ldc);
+      kernel4x1(k, A, pa0, aRs, aCs, B, bOff + j * bCs, bRs, C, cOff + i * ldc + j, ldc, add);
     }
   }
   for (let i = m4; i < m; i++) {
     const pa0 = aOff + i * aRs;
     for (let j = 0; j < n4; j += 4) {
-      kernel1x4(k, A, pa0, aCs, B, bOff + j * bCs, bRs, bCs, C, cOff + i * ldc + j);
+      kernel1x4(k, A, pa0, aCs, B, bOff + j * bCs, bRs, bCs, C, cOff + i * ldc + j, add);
     }
     for (let j = n4; j < n; j++) {
       let s = 0;
@@ -75,7 +75,8 @@ function gemmPanel(
         pa += aCs;
         pb += bRs;
       }
-      C[cOff + i * ldc + j] += s;
+      if (add === 1) C[cOff + i * ldc + j] += s;
+      else C[cOff + i * ldc + j] = s;
     }
   }
 }
@@ -84,7 +85,7 @@ function kernel4x4(
   k: number,
   A: Float32Array, pa0: number, aRs: number, aCs: number,
   B: Float32Array, pb0: number, bRs: number, bCs: number,
-  C: Float32Array, pc: number, ldc: number,
+  C: Float32Array, pc: number, ldc: number, add: number,
 ): void {
   let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
   let c10 = 0, c11 = 0, c12 = 0, c13 = 0;
@@ -103,20 +104,30 @@ function kernel4x4(
     pa += aCs;
     pb += bRs;
   }
-  C[pc] += c00; C[pc + 1] += c01; C[pc + 2] += c02; C[pc + 3] += c03;
-  pc += ldc;
-  C[pc] += c10; C[pc + 1] += c11; C[pc + 2] += c12; C[pc + 3] += c13;
-  pc += ldc;
-  C[pc] += c20; C[pc + 1] += c21; C[pc + 2] += c22; C[pc + 3] += c23;
-  pc += ldc;
-  C[pc] += c30; C[pc + 1] += c31; C[pc + 2] += c32; C[pc + 3] += c33;
+  if (add === 1) {
+    C[pc] += c00; C[pc + 1] += c01; C[pc + 2] += c02; C[pc + 3] += c03;
+    pc += ldc;
+    C[pc] += c10; C[pc + 1] += c11; C[pc + 2] += c12; C[pc + 3] += c13;
+    pc += ldc;
+    C[pc] += c20; C[pc + 1] += c21; C[pc + 2] += c22; C[pc + 3] += c23;
+    pc += ldc;
+    C[pc] += c30; C[pc + 1] += c31; C[pc + 2] += c32; C[pc + 3] += c33;
+  } else {
+    C[pc] = c00; C[pc + 1] = c01; C[pc + 2] = c02; C[pc + 3] = c03;
+    pc += ldc;
+    C[pc] = c10; C[pc + 1] = c11; C[pc + 2] = c12; C[pc + 3] = c13;
+    pc += ldc;
+    C[pc] = c20; C[pc + 1] = c21; C[pc + 2] = c22; C[pc + 3] = c23;
+    pc += ldc;
+    C[pc] = c30; C[pc + 1] = c31; C[pc + 2] = c32; C[pc + 3] = c33;
+  }
 }
 
 function kernel4x1(
   k: number,
   A: Float32Array, pa0: number, aRs: number, aCs: number,
   B: Float32Array, pb0: number, bRs: number,
-  C: Float32Array, pc: number, ldc: number,
+  C: Float32Array, pc: number, ldc: number, add: number,
 ): void {
   let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
   let pa = pa0;
@@ -128,14 +139,18 @@ function kernel4x1(
     pa += aCs;
     pb += bRs;
   }
-  C[pc] += c0; C[pc + ldc] += c1; C[pc + 2 * ldc] += c2; C[pc + 3 * ldc] += c3;
+  if (add === 1) {
+    C[pc] += c0; C[pc + ldc] += c1; C[pc + 2 * ldc] += c2; C[pc + 3 * ldc] += c3;
+  } else {
+    C[pc] = c0; C[pc + ldc] = c1; C[pc + 2 * ldc] = c2; C[pc + 3 * ldc] = c3;
+  }
 }
 
 function kernel1x4(
   k: number,
   A: Float32Array, pa0: number, aCs: number,
   B: Float32Array, pb0: number, bRs: number, bCs: number,
-  C: Float32Array, pc: number,
+  C: Float32Array, pc: number, add: number,
 ): void {
   let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
   let pa = pa0;
@@ -147,5 +162,9 @@ function kernel1x4(
     pa += aCs;
     pb += bRs;
   }
-  C[pc] += c0; C[pc + 1] += c1; C[pc + 2] += c2; C[pc + 3] += c3;
+  if (add === 1) {
+    C[pc] += c0; C[pc + 1] += c1; C[pc + 2] += c2; C[pc + 3] += c3;
+  } else {
+    C[pc] = c0; C[pc + 1] = c1; C[pc + 2] = c2; C[pc + 3] = c3;
+  }
 }

@@ -5,8 +5,10 @@ import { conv2d, conv2dBackpropFilter, conv2dBackpropInput, fusedConv2d } from '
 import { add, multiply, relu, step, sub, sum } from './elementwise';
 import { fusedMatMul, matMul } from './matmul';
 import { avgPoolGrad, maxPool, maxPoolGrad } from './pool';
+import { registerWasmKernels } from './wasm';
 
 const BACKEND = 'cpu';
+const WASM = 'wasm';
 
 /** Kernel name -> fast implementation. Each falls back to the stock kernel for cases it does not cover. */
 const FAST_KERNELS: ReadonlyArray<readonly [string, FastKernel]> = [
@@ -25,6 +27,12 @@ const FAST_KERNELS: ReadonlyArray<readonly [string, FastKernel]> = [
   ['Relu', relu],
   ['Step', step],
   ['Sum', sum],
+];
+
+/** What the 'wasm' backend lacks or runs slowly; everything else there is XNNPACK/SIMD and faster than ours. */
+const WASM_KERNELS: ReadonlyArray<readonly [string, FastKernel]> = [
+  ['Conv2DBackpropFilter', conv2dBackpropFilter],
+  ['MaxPoolGrad', maxPoolGrad],
 ];
 
 /** The stock configs we replaced, so they can be restored and so a second enable does not wrap our own kernels. */
@@ -51,7 +59,42 @@ export function enableFastCpuKernels(tf: typeof tfTypes): { kernels: string[] } 
     tf.registerKernel({ ...current, kernelFunc });
     names.push(name);
   }
+  registerWasmKernels(tf as Tf, WASM_KERNELS, (name) => stockCpuKernel(tf, name));
   return { kernels: names };
+}
+
+export type FastCpuBackend = 'wasm' | 'cpu';
+
+/**
+ * The fastest training setup without libtensorflow: the WebAssembly backend with dlops's gradient kernels
+ * (about 2-3x the fast pure-JS kernels on the seed network), else the 'cpu' backend with the fast kernels.
+ * Selects the backend (tf.setBackend) and returns its name and the dlops kernels registered.
+ * @param options.wasm false skips the WebAssembly backend. @default true
+ */
+export async function enableFastCpuTraining(
+  tf: typeof tfTypes,
+  options: { readonly wasm?: boolean } = {},
+): Promise<{ backend: FastCpuBackend; kernels: string[]; skipped: string[] }> {
+  const skipped: string[] = [];
+  if (options.wasm ?? true) {
+    try {
+      // Loaded on demand: importing it registers the backend; bundles that leave it (and its .wasm files) out still work.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require('@tensorflow/tfjs-backend-wasm');
+      const { kernels } = enableFastCpuKernels(tf);
+      if (await tf.setBackend(WASM)) {
+        await tf.ready();
+        const wasmKernels = WASM_KERNELS.map(([name]) => name).filter((name) => kernels.includes(name) || tf.getKernel(name, WASM) !== undefined);
+        return { backend: WASM, kernels: wasmKernels, skipped };
+      }
+      skipped.push('@tensorflow/tfjs-backend-wasm: setBackend returned false');
+    } catch (error) {
+      skipped.push(`@tensorflow/tfjs-backend-wasm: ${(error instanceof Error ? error.message : String(error)).split('\n')[0]}`);
+    }
+  }
+  await tf.setBackend(BACKEND);
+  await tf.ready();
+  return { backend: BACKEND, kernels: enableFastCpuKernels(tf).kernels, skipped };
 }
 
 /** Puts the stock kernels back (tests and the benchmark compare against them). Returns the names restored. */

@@ -17,17 +17,21 @@ function poolInfo(tf: Tf, args: KernelArgs, xShape: Shape4): Pool2DInfo {
 }
 
 /**
- * For each output element, the flat input index of the first strictly greatest value in its window (row-major
- * window order), or -1 when there is none (all NaN): the same tie rule as the stock maxPoolPositions, which
- * matters after a ReLU where whole windows are 0.
+ * Max pooling that also returns, per output element, the flat input index of the first strictly greatest value
+ * in its window (row-major window order), or -1 when there is none: the tie rule of the stock maxPoolPositions,
+ * which matters after a ReLU where whole windows are 0.
+ *
+ * The running max is updated without branches (best += g * (v - best), g = v > best as 0/1) because window
+ * maxima of activations are unpredictable and branch misses dominated. Every case that arithmetic gets wrong
+ * (NaN, infinities) shows up as NaN or -Infinity in `best`; those windows are redone exactly by exactWindow.
  */
-function maxPoolArgmax(x: Float32Array, pi: Pool2DInfo, out: Float32Array | null, arg: Int32Array | null): void {
+function maxPoolArgmax(x: Float32Array, pi: Pool2DInfo, out: Float32Array, arg: Int32Array): void {
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = pi;
   const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = pi;
   const top = pi.padInfo.top;
   const left = pi.padInfo.left;
   const best = new Float64Array(C);
-  const bestIdx = new Int32Array(C);
+  const idx = new Float64Array(C);
   let o = 0;
   for (let b = 0; b < B; b++) {
     const xb = b * H * W * C;
@@ -39,26 +43,104 @@ function maxPoolArgmax(x: Float32Array, pi: Pool2DInfo, out: Float32Array | null
         const x0 = ox * sw - left;
         const xMin = Math.max(0, x0);
         const xMax = Math.min(W, x0 + fw);
-        best.fill(Number.NEGATIVE_INFINITY);
-        bestIdx.fill(-1);
+        if (yMin >= yMax || xMin >= xMax) {
+          out.fill(Number.NEGATIVE_INFINITY, o, o + C);
+          arg.fill(-1, o, o + C);
+          o += C;
+          continue;
+        }
+        if (yMax - yMin === 2 && xMax - xMin === 2) {
+          // 2x2 windows (the usual poolSize 2): four values per channel, kept in registers.
+          const p0 = xb + (yMin * W + xMin) * C;
+          const p1 = p0 + C;
+          const p2 = p0 + W * C;
+          const p3 = p2 + C;
+          for (let c = 0; c < C; c++) {
+            let m = x[p0 + c];
+            let at = p0 + c;
+            const v1 = x[p1 + c];
+            let g = +(v1 > m);
+            m += g * (v1 - m);
+            at += g * (p1 + c - at);
+            const v2 = x[p2 + c];
+            g = +(v2 > m);
+            m += g * (v2 - m);
+            at += g * (p2 + c - at);
+            const v3 = x[p3 + c];
+            g = +(v3 > m);
+            m += g * (v3 - m);
+            at += g * (p3 + c - at);
+            if (m !== m || m === Number.NEGATIVE_INFINITY) {
+              exactWindow(x, xb, W, C, c, yMin, yMax, xMin, xMax, out, arg, o + c);
+            } else {
+              out[o + c] = m;
+              arg[o + c] = at;
+            }
+          }
+          o += C;
+          continue;
+        }
+        const first = xb + (yMin * W + xMin) * C;
+        for (let c = 0; c < C; c++) {
+          best[c] = x[first + c];
+          idx[c] = first + c;
+        }
         for (let iy = yMin; iy < yMax; iy++) {
-          for (let ix = xMin; ix < xMax; ix++) {
+          for (let ix = iy === yMin ? xMin + 1 : xMin; ix < xMax; ix++) {
             const base = xb + (iy * W + ix) * C;
             for (let c = 0; c < C; c++) {
               const v = x[base + c];
-              if (v > best[c]) {
-                best[c] = v;
-                bestIdx[c] = base + c;
-              }
+              const m = best[c];
+              const g = +(v > m);
+              best[c] = m + g * (v - m);
+              idx[c] += g * (base + c - idx[c]);
             }
           }
         }
-        if (out !== null) for (let c = 0; c < C; c++) out[o + c] = best[c];
-        if (arg !== null) arg.set(bestIdx, o);
+        for (let c = 0; c < C; c++) {
+          const m = best[c];
+          if (m !== m || m === Number.NEGATIVE_INFINITY) {
+            exactWindow(x, xb, W, C, c, yMin, yMax, xMin, xMax, out, arg, o + c);
+          } else {
+            out[o + c] = m;
+            arg[o + c] = idx[c];
+          }
+        }
         o += C;
       }
     }
   }
+}
+
+function exactWindow(
+  x: Float32Array, xb: number, W: number, C: number, c: number,
+  yMin: number, yMax: number, xMin: number, xMax: number, out: Float32Array, arg: Int32Array, o: number,
+): void {
+  let m = Number.NEGATIVE_INFINITY;
+  let at = -1;
+  for (let iy = yMin; iy < yMax; iy++) {
+    for (let ix = xMin; ix < xMax; ix++) {
+      const j = xb + (iy * W + ix) * C + c;
+      if (x[j] > m) {
+        m = x[j];
+        at = j;
+      }
+    }
+  }
+  out[o] = m;
+  arg[o] = at;
+}
+
+/*
+ * MaxPool's forward pass already finds the argmax that MaxPoolGrad needs. It is kept, keyed weakly by the input
+ * tensor's dataId (tensor data is immutable; the entry dies with the data), and reused when MaxPoolGrad gets the
+ * same input data, the same output data and the same pooling parameters.
+ */
+const argmaxCache = new WeakMap<object, { key: string; outId: object; arg: Int32Array }>();
+
+function poolKey(args: KernelArgs, shape: readonly number[]): string {
+  const { filterSize, strides, pad, dimRoundingMode } = args.attrs;
+  return JSON.stringify([shape, filterSize, strides, pad, dimRoundingMode ?? null]);
 }
 
 export const maxPool: FastKernel = (args, tf) => {
@@ -68,18 +150,28 @@ export const maxPool: FastKernel = (args, tf) => {
   const pi = poolInfo(tf, args, x.shape as Shape4);
   if (pi.filterWidth === 1 && pi.filterHeight === 1 && x.shape.every((d, i) => d === pi.outShape[i])) return null;
   const out = new Float32Array(sizeOf(pi.outShape));
-  maxPoolArgmax(xv, pi, out, null);
-  return args.backend.makeTensorInfo(pi.outShape, 'float32', out);
+  const arg = new Int32Array(out.length);
+  maxPoolArgmax(xv, pi, out, arg);
+  const result = args.backend.makeTensorInfo(pi.outShape, 'float32', out);
+  argmaxCache.set(x.dataId, { key: poolKey(args, x.shape), outId: result.dataId, arg });
+  return result;
 };
 
 export const maxPoolGrad: FastKernel = (args, tf) => {
-  const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
+  const { dy, input, output } = args.inputs as { dy: TensorInfo; input: TensorInfo; output?: TensorInfo };
   const xv = f32(args.backend, input);
   const dyv = f32(args.backend, dy);
   if (xv === null || dyv === null || input.shape.length !== 4) return null;
-  const pi = poolInfo(tf, args, input.shape as Shape4);
-  const arg = new Int32Array(sizeOf(pi.outShape));
-  maxPoolArgmax(xv, pi, null, arg);
+  const cached = argmaxCache.get(input.dataId);
+  let arg: Int32Array;
+  if (cached !== undefined && cached.key === poolKey(args, input.shape) && output !== undefined && output.dataId === cached.outId) {
+    arg = cached.arg;
+  } else {
+    const pi = poolInfo(tf, args, input.shape as Shape4);
+    arg = new Int32Array(sizeOf(pi.outShape));
+    maxPoolArgmax(xv, pi, new Float32Array(arg.length), arg);
+  }
+  if (arg.length !== dyv.length) return null;
   const dx = new Float32Array(xv.length);
   for (let i = 0; i < arg.length; i++) {
     const j = arg[i];

@@ -146,8 +146,13 @@ describe('pooling kernels agree with stock', () => {
     expectSame('MaxPool', { x }, attrs);
     const info = tf.backend_util.computePool2DInfo(shape as [number, number, number, number], f, strides, 1, pad);
     const dy = tensor(info.outShape);
+    // Output from the fast MaxPool (its argmax is reused) and from the stock one (argmax recomputed).
     const output = tf.engine().runKernel('MaxPool', { x }, attrs) as tf.Tensor;
     expectSame('MaxPoolGrad', { dy, input: x, output }, attrs);
+    disableFastCpuKernels(tf);
+    const stockOutput = tf.engine().runKernel('MaxPool', { x }, attrs) as tf.Tensor;
+    expectSame('MaxPoolGrad', { dy, input: x, output: stockOutput }, attrs);
+    stockOutput.dispose();
     expectSame('AvgPoolGrad', { dy, input: x }, attrs);
     tf.dispose([x, dy, output]);
   });
