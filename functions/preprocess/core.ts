@@ -246,7 +246,7 @@ async function run(s3: S3Client, input: RunInput, options: PreprocessOptions, lo
   const m2 = new Float64Array(width);
   let n = 0;
   let seen = new Array<number>(groupSizes.length).fill(0);
-  for await (const row of readAll(s3, bucket, files, manifest, { layout })) {
+  for await (const row of readAll(s3, bucket, files, manifest, { layout, lineNumbers: false })) {
     const g = groupOf(row);
     if (assignments[g][seen[g]++] !== TRAIN) continue;
     n += 1;
@@ -266,7 +266,7 @@ async function run(s3: S3Client, input: RunInput, options: PreprocessOptions, lo
   const rowsPerShard = options.rowsPerShard ?? Math.max(1, Math.floor((options.maxShardBytes ?? 16 * 1024 * 1024) / (width * 4)));
   const writers = SPLITS.map((split) => new ShardWriter(s3, bucket, input.runId, split, width, layout.inputShape, rowsPerShard, classification));
   seen = seen.fill(0);
-  for await (const row of readAll(s3, bucket, files, manifest, { layout })) {
+  for await (const row of readAll(s3, bucket, files, manifest, { layout, lineNumbers: false })) {
     const g = groupOf(row);
     const code = assignments[g][seen[g]++];
     await writers[code].add(row.values, mean, std, classification ? g : (row.label as number));
