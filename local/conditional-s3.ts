@@ -111,7 +111,13 @@ export async function startConditionalS3Proxy(props: ConditionalS3ProxyProps): P
           answer.on('error', () => resolve());
         },
       );
+      // A client that goes away mid-request must not hold its key's queue: drop the upstream call.
+      res.on('close', () => {
+        if (!res.writableFinished) out.destroy();
+        resolve();
+      });
       out.on('error', (error) => {
+        if (res.destroyed) return resolve();
         if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
         res.end(`conditional S3 proxy: upstream ${props.upstream} failed: ${error.message}`);
         resolve();
