@@ -32,7 +32,10 @@ const FAST_KERNELS: ReadonlyArray<readonly [string, FastKernel]> = [
 /** What the 'wasm' backend lacks or runs slowly; everything else there is XNNPACK/SIMD and faster than ours. */
 const WASM_KERNELS: ReadonlyArray<readonly [string, FastKernel]> = [
   ['Conv2DBackpropFilter', conv2dBackpropFilter],
+  ['Conv2DBackpropInput', conv2dBackpropInput],
   ['MaxPoolGrad', maxPoolGrad],
+  ['BatchMatMul', matMul],
+  ['Sum', sum],
 ];
 
 /** The stock configs we replaced, so they can be restored and so a second enable does not wrap our own kernels. */

@@ -73,6 +73,117 @@ function bridgeToCpu(tf: Tf, cpuKernel: KernelFunc): KernelFunc {
 
 const ours = new WeakSet<KernelFunc>();
 
+type WasmFull = WasmBackend & { disposeData(dataId: object): boolean };
+
+/** Stock 'wasm' kernel functions, saved before dlops replaces any of them. */
+const wasmStock = new Map<string, KernelFunc>();
+
+function runKernel(f: KernelFunc, backend: WasmFull, inputs: NamedTensorInfoMap, attrs: object): TensorInfo {
+  return f({ inputs, backend, attrs: attrs as never }) as TensorInfo;
+}
+
+function transposeLastTwo(tf: Tf, backend: WasmFull, t: TensorInfo): TensorInfo {
+  const transpose = wasmStock.get('Transpose') ?? tf.getKernel('Transpose', WASM)?.kernelFunc;
+  if (transpose === undefined) throw new Error(`the 'wasm' backend has no Transpose kernel`);
+  const r = t.shape.length;
+  const perm = [...Array(r - 2).keys(), r - 1, r - 2];
+  return runKernel(transpose, backend, { x: t }, { perm });
+}
+
+/**
+ * XNNPACK multiplies fast only when neither operand is transposed (about 10 GMAC/s here, against 1 GMAC/s for
+ * its transposed path). Gradients of dense layers are transposed products, so the transposed operand is
+ * materialised first: an O(n) copy in front of an O(n*k) product.
+ */
+function batchMatMulXnn(tf: Tf, params: Parameters<KernelFunc>[0]): TensorInfo | null {
+  const { a, b } = params.inputs as { a: TensorInfo; b: TensorInfo };
+  const attrs = params.attrs ?? {};
+  const transposeA = attrs.transposeA === true;
+  const transposeB = attrs.transposeB === true;
+  const bmm = wasmStock.get('BatchMatMul');
+  if ((!transposeA && !transposeB) || bmm === undefined || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
+  const backend = params.backend as WasmFull;
+  const a2 = transposeA ? transposeLastTwo(tf, backend, a) : a;
+  const b2 = transposeB ? transposeLastTwo(tf, backend, b) : b;
+  try {
+    return runKernel(bmm, backend, { a: a2, b: b2 }, { transposeA: false, transposeB: false });
+  } finally {
+    if (a2 !== a) backend.disposeData(a2.dataId);
+    if (b2 !== b) backend.disposeData(b2.dataId);
+  }
+}
+
+/** Largest patch matrix (floats) built for the XNNPACK filter gradient; beyond it the JavaScript kernel runs. */
+const MAX_PATCH_FLOATS = 32 * 1024 * 1024;
+
+/**
+ * Conv2DBackpropFilter as one XNNPACK product: dW[K, Co] = Pt[K, B*OH*OW] · dy[B*OH*OW, Co], where Pt is the
+ * transposed patch matrix (K = kh*kw*Ci), written straight into the wasm heap. Sums run in float32 SIMD lanes
+ * like every XNNPACK product. NCHW or an oversized patch matrix returns null (the JavaScript kernel runs).
+ */
+export function conv2dBackpropFilterXnn(tf: Tf, params: Parameters<KernelFunc>[0]): TensorInfo | null {
+  const { x, dy } = params.inputs as { x: TensorInfo; dy: TensorInfo };
+  const attrs = params.attrs ?? {};
+  const dataFormat = attrs.dataFormat as string | undefined;
+  const bmm = wasmStock.get('BatchMatMul');
+  if ((dataFormat !== undefined && dataFormat !== 'NHWC') || x.dtype !== 'float32' || dy.dtype !== 'float32' || bmm === undefined) return null;
+  const filterShape = attrs.filterShape as [number, number, number, number];
+  const ci = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape,
+    attrs.strides as [number, number], 1, attrs.pad as 'same' | 'valid', attrs.dimRoundingMode as 'floor' | undefined, false, 'channelsLast');
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: Co } = ci;
+  const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = ci;
+  const npix = B * OH * OW;
+  const K = fh * fw * C;
+  if (K * npix > MAX_PATCH_FLOATS || npix === 0) return null;
+  const backend = params.backend as WasmFull;
+  const pt = backend.makeOutput([1, K, npix], 'float32');
+  // Views after the allocation: it may grow the heap, which detaches views taken before.
+  const P = backend.typedArrayFromHeap(pt) as Float32Array;
+  const xd = backend.dataIdMap.get(x.dataId);
+  if (xd === undefined) return null;
+  const xv = backend.typedArrayFromHeap({ dataId: x.dataId, shape: x.shape, dtype: 'float32' }) as Float32Array;
+  const top = ci.padInfo.top;
+  const left = ci.padInfo.left;
+  let k = 0;
+  for (let ky = 0; ky < fh; ky++) {
+    for (let kx = 0; kx < fw; kx++) {
+      for (let c = 0; c < C; c++) {
+        let p = k * npix;
+        for (let b = 0; b < B; b++) {
+          for (let oy = 0; oy < OH; oy++) {
+            const iy = oy * sh + ky - top;
+            if (iy < 0 || iy >= H) {
+              for (let ox = 0; ox < OW; ox++) P[p + ox] = 0;
+              p += OW;
+              continue;
+            }
+            const row = ((b * H + iy) * W) * C + c;
+            for (let ox = 0; ox < OW; ox++) {
+              const ix = ox * sw + kx - left;
+              P[p + ox] = ix >= 0 && ix < W ? xv[row + ix * C] : 0;
+            }
+            p += OW;
+          }
+        }
+        k++;
+      }
+    }
+  }
+  try {
+    const out = runKernel(bmm, backend, { a: pt, b: { dataId: dy.dataId, shape: [1, npix, Co], dtype: 'float32' } },
+      { transposeA: false, transposeB: false });
+    return { dataId: out.dataId, shape: filterShape, dtype: 'float32' };
+  } finally {
+    backend.disposeData(pt.dataId);
+  }
+}
+
+/** Kernels that run as XNNPACK work on the wasm heap; null falls through to the JavaScript kernel. */
+const XNN_KERNELS: Record<string, (tf: Tf, params: Parameters<KernelFunc>[0]) => TensorInfo | null> = {
+  Conv2DBackpropFilter: conv2dBackpropFilterXnn,
+  BatchMatMul: batchMatMulXnn,
+};
+
 /**
  * Registers the fast kernels (`fast`, name -> kernel) and the cpu bridges on the 'wasm' backend, if that
  * backend is registered (the @tensorflow/tfjs-backend-wasm package was imported). Idempotent.
@@ -80,6 +191,7 @@ const ours = new WeakSet<KernelFunc>();
 export function registerWasmKernels(tf: Tf, fast: ReadonlyArray<readonly [string, FastKernel]>, stockCpu: (name: string) => KernelFunc | undefined): string[] {
   if (tf.findBackendFactory(WASM) == null) return [];
   const names: string[] = [];
+  for (const k of tf.getKernelsForBackend(WASM)) if (!ours.has(k.kernelFunc) && !wasmStock.has(k.kernelName)) wasmStock.set(k.kernelName, k.kernelFunc);
   for (const [name, kernel] of fast) {
     const current = tf.getKernel(name, WASM);
     if (current !== undefined && ours.has(current.kernelFunc)) {
@@ -89,6 +201,8 @@ export function registerWasmKernels(tf: Tf, fast: ReadonlyArray<readonly [string
     const fallback = current?.kernelFunc ?? (stockCpu(name) !== undefined ? bridgeToCpu(tf, stockCpu(name) as KernelFunc) : undefined);
     if (fallback === undefined) continue;
     const kernelFunc: KernelFunc = (params) => {
+      const xnn = XNN_KERNELS[name]?.(tf, params);
+      if (xnn != null) return xnn;
       const args: KernelArgs = { inputs: params.inputs, backend: heapFacade(params.backend as WasmBackend), attrs: params.attrs ?? {} };
       return kernel(args, tf) ?? fallback(params);
     };
