@@ -99,7 +99,7 @@ export function lineChart(title: string, points: readonly HistoryPoint[], series
   if (present.length === 0) return '';
   const W = 560;
   const H = 280;
-  const m = { left: 60, right: 20, top: 30, bottom: 44 };
+  const m = { left: 60, right: 20, top: 48, bottom: 44 };
   const epochs = points.map((p) => p.epoch);
   const xMin = Math.min(...epochs);
   const xMax = Math.max(...epochs);
@@ -136,8 +136,8 @@ export function lineChart(title: string, points: readonly HistoryPoint[], series
     parts.push(`<path class="series" data-series="${escapeHtml(name)}" d="${d}" fill="none" stroke="${color}" stroke-width="2"${dash}/>`);
     for (const p of pts) parts.push(`<circle cx="${f(x(p.epoch))}" cy="${f(y(p.values[name]))}" r="3" fill="${color}"><title>${escapeHtml(`${name} epoch ${p.epoch}: ${formatNumber(p.values[name])}`)}</title></circle>`);
     const lx = m.left + 10 + i * 130;
-    parts.push(`<line x1="${lx}" x2="${lx + 20}" y1="${m.top + 6}" y2="${m.top + 6}" stroke="${color}" stroke-width="2"${dash}/>`);
-    parts.push(`<text x="${lx + 25}" y="${m.top + 10}" class="legend">${escapeHtml(name)}</text>`);
+    parts.push(`<line x1="${lx}" x2="${lx + 20}" y1="32" y2="32" stroke="${color}" stroke-width="2"${dash}/>`);
+    parts.push(`<text x="${lx + 25}" y="36" class="legend">${escapeHtml(name)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');
@@ -151,17 +151,28 @@ function formatTick(t: number): string {
 export function confusionMatrixSvg(confusion: readonly (readonly number[])[], classNames: readonly string[]): string {
   const k = classNames.length;
   const cell = k <= 10 ? 44 : k <= 20 ? 28 : 18;
-  const label = Math.min(120, 12 + Math.max(...classNames.map((c) => c.length)) * 7);
-  const W = label + k * cell + 20;
-  const H = label + k * cell + 20;
+  const longest = Math.max(...classNames.map((c) => short(c).length));
+  // Short names sit upright above their column; longer ones are tilted so they do not collide.
+  const tilt = longest > 3;
+  const tickSpace = 10 + longest * 7 * (tilt ? 0.75 : 1);
+  const titleSpace = 20;
+  const left = titleSpace + Math.max(tickSpace, 24);
+  const top = titleSpace + (tilt ? tickSpace : 18);
+  const W = left + k * cell + (tilt ? tickSpace : 10);
+  const H = top + k * cell + 10;
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" class="confusion" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="confusion matrix">`);
-  parts.push(`<text x="${label + (k * cell) / 2}" y="12" text-anchor="middle" class="label">predicted</text>`);
-  parts.push(`<text x="12" y="${label + (k * cell) / 2}" text-anchor="middle" class="label" transform="rotate(-90 12 ${label + (k * cell) / 2})">actual</text>`);
+  parts.push(`<text x="${left + (k * cell) / 2}" y="13" text-anchor="middle" class="label">predicted</text>`);
+  parts.push(`<text x="13" y="${top + (k * cell) / 2}" text-anchor="middle" class="label" transform="rotate(-90 13 ${top + (k * cell) / 2})">actual</text>`);
   for (let c = 0; c < k; c++) {
-    const cx = label + c * cell + cell / 2;
-    parts.push(`<text x="${cx}" y="${label - 6}" text-anchor="start" class="tick" transform="rotate(-45 ${cx} ${label - 6})">${escapeHtml(short(classNames[c]))}</text>`);
-    parts.push(`<text x="${label - 6}" y="${label + c * cell + cell / 2 + 4}" text-anchor="end" class="tick">${escapeHtml(short(classNames[c]))}</text>`);
+    const cx = left + c * cell + cell / 2;
+    const name = escapeHtml(short(classNames[c]));
+    parts.push(
+      tilt
+        ? `<text x="${cx}" y="${top - 6}" text-anchor="start" class="tick" transform="rotate(-45 ${cx} ${top - 6})">${name}</text>`
+        : `<text x="${cx}" y="${top - 6}" text-anchor="middle" class="tick">${name}</text>`,
+    );
+    parts.push(`<text x="${left - 6}" y="${top + c * cell + cell / 2 + 4}" text-anchor="end" class="tick">${name}</text>`);
   }
   for (let r = 0; r < k; r++) {
     const total = confusion[r].reduce((a, b) => a + b, 0);
@@ -169,8 +180,8 @@ export function confusionMatrixSvg(confusion: readonly (readonly number[])[], cl
       const n = confusion[r][c];
       const share = total === 0 ? 0 : n / total;
       const fill = r === c ? `rgba(31,119,180,${(0.08 + share * 0.92).toFixed(3)})` : `rgba(214,39,40,${(share === 0 ? 0.02 : 0.15 + share * 0.85).toFixed(3)})`;
-      const x = label + c * cell;
-      const y = label + r * cell;
+      const x = left + c * cell;
+      const y = top + r * cell;
       parts.push(`<rect class="cell" data-actual="${r}" data-predicted="${c}" x="${x}" y="${y}" width="${cell}" height="${cell}" fill="${fill}" stroke="#fff"><title>${escapeHtml(`actual ${classNames[r]}, predicted ${classNames[c]}: ${n}`)}</title></rect>`);
       if (cell >= 28) parts.push(`<text x="${x + cell / 2}" y="${y + cell / 2 + 4}" text-anchor="middle" class="count${share > 0.5 ? ' dark' : ''}">${n}</text>`);
     }
@@ -214,7 +225,7 @@ export function renderReport(input: ReportInput, scalars: Record<string, number>
   const verdict = input.decision.promote ? 'promoted' : 'not promoted';
   const counts = input.counts ? `train ${input.counts.train} · validation ${input.counts.validation} · test ${input.counts.test} rows` : `${m.rows} test rows`;
   const parity = input.parity
-    ? `<p>ONNX parity: max |ONNX − TF.js| = ${escapeHtml(formatNumber(input.parity.maxAbsDiff))} on ${input.parity.rows} rows (tolerance ${escapeHtml(formatNumber(input.parity.tolerance))}, ${input.parity.passed ? 'passed' : 'failed'}).</p>`
+    ? `<p>ONNX parity: max |ONNX − TF.js| = ${escapeHtml(formatNumber(input.parity.maxAbsDiff))} on ${input.parity.rows} rows (tolerance ${escapeHtml(String(input.parity.tolerance))}, ${input.parity.passed ? 'passed' : 'failed'}).</p>`
     : '';
   const rule = input.rule;
   const ruleText = [`metric ${rule.metric}`, rule.minimum !== undefined ? `${input.decision.lowerIsBetter ? 'maximum' : 'minimum'} ${rule.minimum}` : undefined, `beat ${rule.alias ?? 'production'} by at least ${rule.minImprovement ?? 0}`]
