@@ -7,9 +7,10 @@
  *
  *   npm run bench:mnist                       # seed network (conv2d 32 3x3 relu, maxPooling 2, flatten, dense 10 softmax)
  *   npm run bench:mnist -- --model mlp        # MLP 784-128-10
+ *   npm run bench:mnist -- --backend cpu      # pure-JS kernels instead of WebAssembly
  *   npm run bench:mnist -- --train 2000 --test 500 --epochs 2   # a quick look
  *
- * Writes bench/results/train-mnist.json (bench/results/train-mnist-mlp.json for --model mlp).
+ * Writes bench/results/train-mnist.json (train-mnist-mlp.json for --model mlp, -cpu for --backend cpu).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -20,7 +21,7 @@ import { loadTf } from '../functions/core/backend';
 import type { LayerSpec } from '../functions/core/manifest';
 import { loadShard } from '../functions/core/prepared';
 import { loadModelFromS3 } from '../functions/core/tfjs-io';
-import { trainRun, type TrainEvent } from '../functions/train/train';
+import { TRAINING_BACKEND, trainRun, type TrainEvent } from '../functions/train/train';
 import { startLocalS3 } from '../local/s3-server';
 import { DIGIT_CLASSES, mnistSplits, writePrepared } from '../test/functions/train/prepared-fixture';
 
@@ -64,7 +65,8 @@ async function main(): Promise<void> {
   const server = await startLocalS3({ directory, buckets: [BUCKET] });
   const s3 = localS3Client(server.endpoint);
   try {
-    const loaded = await loadTf();
+    // --backend cpu compares the pure-JS kernels with the default (wasm when it loads).
+    const loaded = await loadTf(arg('backend', 'wasm') === 'cpu' ? { prefer: 'cpu' } : { ...TRAINING_BACKEND });
     const stats = await writePrepared(s3, BUCKET, {
       runId: 'bench-mnist',
       task: 'classification',
@@ -145,7 +147,8 @@ async function main(): Promise<void> {
     ]);
     console.log(`fast CPU kernels: ${summary.kernels.length === 0 ? 'none' : summary.kernels.join(', ')}`);
     mkdirSync(join(__dirname, 'results'), { recursive: true });
-    const file = join(__dirname, 'results', modelName === 'seed' ? 'train-mnist.json' : `train-mnist-${modelName}.json`);
+    const suffix = `${modelName === 'seed' ? '' : `-${modelName}`}${arg('backend', 'wasm') === 'cpu' ? '-cpu' : ''}`;
+    const file = join(__dirname, 'results', `train-mnist${suffix}.json`);
     writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
     process.stderr.write(`wrote ${file}\n`);
   } finally {

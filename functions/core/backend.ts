@@ -5,15 +5,17 @@
  * so each is required inside try/catch and a missing one falls through to the next.
  */
 import * as tfjs from '@tensorflow/tfjs';
-import { enableFastCpuKernels } from './fastcpu';
+import { enableFastCpuKernels, enableFastCpuTraining } from './fastcpu';
 import { logger } from './logger';
 
 export type Tf = typeof tfjs;
 
-export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'cpu';
+export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm' | 'cpu';
+
+export type NativeBackendName = 'tfjs-node-gpu' | 'tfjs-node';
 
 /** The native candidates, best first; each package exports the whole TF.js API. */
-export const NATIVE_BACKENDS: ReadonlyArray<{ readonly name: Exclude<BackendName, 'cpu'>; readonly module: string }> = [
+export const NATIVE_BACKENDS: ReadonlyArray<{ readonly name: NativeBackendName; readonly module: string }> = [
   { name: 'tfjs-node-gpu', module: '@tensorflow/tfjs-node-gpu' },
   { name: 'tfjs-node', module: '@tensorflow/tfjs-node' },
 ];
@@ -21,7 +23,7 @@ export const NATIVE_BACKENDS: ReadonlyArray<{ readonly name: Exclude<BackendName
 export interface LoadedTf {
   readonly tf: Tf;
   readonly backend: BackendName;
-  /** Names of the fast CPU kernels registered (empty on the native backends). */
+  /** Names of dlops's fast kernels registered (empty on the native backends). */
   readonly kernels: string[];
   /** Why each better candidate was skipped, e.g. "@tensorflow/tfjs-node-gpu: Cannot find module ...". */
   readonly skipped: string[];
@@ -29,10 +31,18 @@ export interface LoadedTf {
 
 export interface LoadTfOptions {
   /**
-   * Best backend allowed: 'cpu' skips the native packages (reproducible pure-JS runs).
+   * Best backend allowed: 'cpu' (or 'wasm') skips the native packages (reproducible runs without libtensorflow).
    * @default 'tfjs-node-gpu' - try every candidate
    */
   readonly prefer?: BackendName;
+  /**
+   * Without a native package, train on the WebAssembly backend with dlops's gradient kernels
+   * (enableFastCpuTraining: about 1.8x the pure-JS kernels on the seed network here), falling
+   * back to 'cpu' when @tensorflow/tfjs-backend-wasm cannot load. Off for inference-side callers,
+   * whose ONNX parity and metrics are measured against the 'cpu' kernels.
+   * @default false - pure JavaScript ('cpu') with the fast kernels
+   */
+  readonly wasm?: boolean;
   /**
    * Loader of the native packages, for tests.
    * @default require
@@ -44,8 +54,8 @@ export interface LoadTfOptions {
  * The candidates to try for a preference, best first. A pure decision: 'tfjs-node' skips the
  * GPU build, 'cpu' skips both.
  */
-export function backendCandidates(prefer: BackendName = 'tfjs-node-gpu'): Array<{ name: Exclude<BackendName, 'cpu'>; module: string }> {
-  if (prefer === 'cpu') return [];
+export function backendCandidates(prefer: BackendName = 'tfjs-node-gpu'): Array<{ name: NativeBackendName; module: string }> {
+  if (prefer === 'cpu' || prefer === 'wasm') return [];
   const start = NATIVE_BACKENDS.findIndex((c) => c.name === prefer);
   return NATIVE_BACKENDS.slice(start).map((c) => ({ ...c }));
 }
@@ -71,6 +81,10 @@ export async function chooseTf(options: LoadTfOptions = {}): Promise<LoadedTf> {
   }
   // A static import, so bundlers include the pure-JS fallback that Lambda runs on.
   const tf = tfjs;
+  if (options.wasm === true) {
+    const fast = await enableFastCpuTraining(tf, { wasm: true });
+    return { tf, backend: fast.backend, kernels: fast.kernels, skipped: [...skipped, ...fast.skipped] };
+  }
   await tf.setBackend('cpu');
   await tf.ready();
   const { kernels } = enableFastCpuKernels(tf);
@@ -81,7 +95,7 @@ let loaded: Promise<LoadedTf> | undefined;
 
 /**
  * The process-wide TF.js, chosen on first call and logged once; later calls (Export,
- * Evaluate in the same warm Lambda) reuse it. The preference is read only on the first call.
+ * Evaluate in the same warm Lambda) reuse it. The options are read only on the first call.
  */
 export function loadTf(options: LoadTfOptions = {}): Promise<LoadedTf> {
   loaded ??= chooseTf(options).then((result) => {

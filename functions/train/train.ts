@@ -25,7 +25,7 @@ export interface TrainRunProps {
   readonly runId: string;
   /**
    * The TF.js to train with.
-   * @default - loadTf(): the best backend this process can load
+   * @default - loadTf(TRAINING_BACKEND): the best backend this process can load
    */
   readonly loaded?: LoadedTf;
   /**
@@ -51,6 +51,9 @@ export interface TrainSummary extends TrainHistory {
   readonly modelPrefix: string;
   readonly historyKey: string;
 }
+
+/** Training takes the WebAssembly backend when no native one loads: the fastest without libtensorflow. */
+export const TRAINING_BACKEND = { wasm: true } as const;
 
 const stdoutLog = (event: TrainEvent): void => {
   process.stdout.write(`${JSON.stringify(event)}\n`);
@@ -110,7 +113,7 @@ function scalarValues(result: tfTypes.Scalar | tfTypes.Scalar[]): number[] {
 export async function trainRun(props: TrainRunProps): Promise<TrainSummary> {
   const { s3, bucket, runId } = props;
   const log = props.log ?? stdoutLog;
-  const loaded = props.loaded ?? (await loadTf());
+  const loaded = props.loaded ?? (await loadTf(TRAINING_BACKEND));
   const { tf, backend, kernels } = loaded;
 
   const stats = await loadStats(s3, bucket, runId);

@@ -5,9 +5,10 @@ describe('backendCandidates', () => {
   test('by default the GPU build comes first, then the native CPU build', () => {
     expect(backendCandidates().map((c) => c.module)).toEqual(['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']);
   });
-  test('preferring tfjs-node skips the GPU build; cpu skips both', () => {
+  test('preferring tfjs-node skips the GPU build; cpu and wasm skip both', () => {
     expect(backendCandidates('tfjs-node').map((c) => c.name)).toEqual(['tfjs-node']);
     expect(backendCandidates('cpu')).toEqual([]);
+    expect(backendCandidates('wasm')).toEqual([]);
   });
 });
 
@@ -40,6 +41,19 @@ describe('chooseTf', () => {
     expect(result.tf.getBackend()).toBe('cpu');
     expect(Array.isArray(result.kernels)).toBe(true);
     expect(result.skipped).toHaveLength(2);
+  });
+});
+
+describe('chooseTf with wasm', () => {
+  test('without a native build, training gets the WebAssembly backend (or cpu when it cannot load), with the fast kernels', async () => {
+    const result = await chooseTf({ wasm: true, load: () => {
+      throw new Error('missing');
+    } });
+    expect(['wasm', 'cpu']).toContain(result.backend);
+    expect(result.tf.getBackend()).toBe(result.backend);
+    expect(result.kernels.length).toBeGreaterThan(0);
+    const y = result.tf.tidy(() => result.tf.matMul(result.tf.tensor2d([[1, 2]]), result.tf.tensor2d([[3], [4]])).dataSync());
+    expect(Array.from(y)).toEqual([11]);
   });
 });
 
