@@ -101,8 +101,9 @@ export class DlopsStack extends Stack {
     // Least privilege, by prefix (functions/core/layout.ts): what each step reads and writes.
     const p = this.pipeline;
     const s = this.storage;
-    s.grantObjects(p.preprocessFunction.role!, dataBucket, { read: ['datasets/'], write: ['prepared/'], list: ['datasets/', 'prepared/'] });
-    s.grantObjects(this.compute.jobRole, dataBucket, { read: ['prepared/', 'runs/'], write: ['runs/'], list: ['runs/'] });
+    // Preprocess removes its partial output when it fails; training prunes old checkpoints.
+    s.grantObjects(p.preprocessFunction.role!, dataBucket, { read: ['datasets/'], write: ['prepared/'], delete: ['prepared/'], list: ['datasets/', 'prepared/'] });
+    s.grantObjects(this.compute.jobRole, dataBucket, { read: ['prepared/', 'runs/'], write: ['runs/'], delete: ['runs/*/checkpoints/'], list: ['runs/'] });
     s.grantObjects(p.exportFunction.role!, dataBucket, { read: ['prepared/', 'runs/'], write: ['runs/'], list: ['runs/'] });
     s.grantObjects(p.evaluateFunction.role!, dataBucket, { read: ['prepared/', 'runs/'], write: ['runs/'], list: ['runs/'] });
     s.grantObjects(p.evaluateFunction.role!, modelBucket, { read: ['models/'], list: ['models/'] });

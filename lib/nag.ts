@@ -52,7 +52,7 @@ export function acknowledgeNagFindings(stack: DlopsStack): void {
     for (const r of resources) ack(policy, `AwsSolutions-IAM5[Resource::${r}]`, PREFIX_REASON);
   }
   const jobPolicy = policyOf(compute.jobRole);
-  for (const r of [`${data}/prepared/*`, `${data}/runs/*`]) ack(jobPolicy, `AwsSolutions-IAM5[Resource::${r}]`, PREFIX_REASON);
+  for (const r of [`${data}/prepared/*`, `${data}/runs/*`, `${data}/runs/*/checkpoints/*`]) ack(jobPolicy, `AwsSolutions-IAM5[Resource::${r}]`, PREFIX_REASON);
 
   for (const fn of stack.node.findAll().filter((c): c is DlopsFunction => c instanceof DlopsFunction)) {
     ack(

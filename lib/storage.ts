@@ -28,6 +28,8 @@ export interface ObjectAccess {
   readonly read?: string[];
   /** Key prefixes whose objects may be written. */
   readonly write?: string[];
+  /** Key prefixes whose objects may be deleted (a prefix may hold a "*" wildcard between slashes, as in the checkpoints of any run). */
+  readonly delete?: string[];
   /** Key prefixes that may be listed. */
   readonly list?: string[];
 }
@@ -106,6 +108,7 @@ export class Storage extends Construct {
     const read = access.read ?? [];
     const write = access.write ?? [];
     const list = access.list ?? [];
+    const remove = access.delete ?? [];
     if (read.length > 0) {
       grantee.addToPrincipalPolicy(
         new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: read.map((p) => bucket.arnForObjects(`${p}*`)) }),
@@ -114,6 +117,11 @@ export class Storage extends Construct {
     if (write.length > 0) {
       grantee.addToPrincipalPolicy(
         new iam.PolicyStatement({ actions: ['s3:PutObject', 's3:AbortMultipartUpload'], resources: write.map((p) => bucket.arnForObjects(`${p}*`)) }),
+      );
+    }
+    if (remove.length > 0) {
+      grantee.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ['s3:DeleteObject'], resources: remove.map((p) => bucket.arnForObjects(`${p}*`)) }),
       );
     }
     if (list.length > 0) {

@@ -203,6 +203,59 @@ describe('functions', () => {
   });
 });
 
+describe('least privilege per step', () => {
+  /** "action bucket/suffix" for every S3 object statement of a role; ListBucket as "s3:ListBucket bucket?prefix". */
+  function s3Grants(roleId: string): string[] {
+    const bucketName = (r: unknown) => {
+      const text = JSON.stringify(r);
+      return text.includes(logicalId(stack.storage.dataBucket)) ? 'data' : text.includes(logicalId(stack.storage.modelBucket)) ? 'models' : '?';
+    };
+    return statementsOfRole(json, roleId)
+      .filter((st) => actionsOf(st).some((a) => a.startsWith('s3:')))
+      .flatMap((st) => {
+        const resources = Array.isArray(st.Resource) ? st.Resource : [st.Resource];
+        return actionsOf(st).flatMap((a) =>
+          a === 's3:ListBucket'
+            ? [st.Condition.StringLike['s3:prefix']].flat().map((p: string) => `${a} ${bucketName(resources[0])}?${p}`)
+            : resources.map((r: any) => `${a} ${bucketName(r)}/${(r['Fn::Join'][1] as unknown[]).at(-1)}`),
+        );
+      })
+      .sort();
+  }
+  const roleOf = (fn: { node: { defaultChild?: unknown } }) => roleIdOfFunction(json, logicalId(fn));
+
+  test('Preprocess reads datasets/, writes and cleans prepared/', () => {
+    expect(s3Grants(roleOf(stack.pipeline.preprocessFunction))).toEqual(
+      [
+        's3:GetObject data//datasets/*',
+        's3:GetObjectVersion data//datasets/*',
+        's3:PutObject data//prepared/*',
+        's3:AbortMultipartUpload data//prepared/*',
+        's3:DeleteObject data//prepared/*',
+        's3:ListBucket data?datasets/*',
+        's3:ListBucket data?prepared/*',
+      ].sort(),
+    );
+  });
+
+  test('the training job reads prepared/ and runs/, writes runs/, deletes only checkpoints', () => {
+    const jobRole = stack.getLogicalId(stack.compute.jobRole.node.defaultChild as never);
+    const grants = s3Grants(jobRole);
+    expect(grants.filter((g) => g.startsWith('s3:DeleteObject'))).toEqual(['s3:DeleteObject data//runs/*/checkpoints/*']);
+    expect(grants.filter((g) => g.startsWith('s3:PutObject'))).toEqual(['s3:PutObject data//runs/*']);
+    expect(grants.some((g) => g.includes('models'))).toBe(false);
+  });
+
+  test('Register writes models/ but deletes nothing; only Register and the training job/preprocess may write at all outside runs/', () => {
+    const grants = s3Grants(roleOf(stack.pipeline.registerFunction));
+    expect(grants).toContain('s3:PutObject models//models/*');
+    expect(grants.filter((g) => g.startsWith('s3:DeleteObject'))).toEqual([]);
+    for (const fn of [stack.pipeline.exportFunction, stack.pipeline.evaluateFunction, stack.pipeline.recordFailureFunction]) {
+      expect(s3Grants(roleOf(fn)).filter((g) => g.startsWith('s3:PutObject'))).toEqual(['s3:PutObject data//runs/*']);
+    }
+  });
+});
+
 describe('Pipeline props validation', () => {
   const deps = () => {
     const app = new App({ context: NO_BUNDLING });
