@@ -7,6 +7,12 @@ export type Tf = typeof tfTypes;
 export interface CpuBackend {
   readonly data: { get(dataId: object): { values?: unknown } };
   makeTensorInfo(shape: number[], dtype: string, values?: unknown): TensorInfo;
+  /**
+   * A float32 output the kernel fills in place (no copy): on the wasm heap the array is a view, so it must be
+   * allocated before the kernel takes its input views (allocation can grow the heap and detach them), and
+   * its contents start undefined.
+   */
+  allocFloat32?(shape: number[]): { info: TensorInfo; values: Float32Array };
 }
 
 export interface KernelArgs {

@@ -157,27 +157,94 @@ export const maxPool: FastKernel = (args, tf) => {
   return result;
 };
 
+/**
+ * Non-overlapping 2x2 windows (poolSize 2, stride 2, the usual case), no cached argmax: one pass that finds each
+ * window's argmax without branches and writes all four dx values of the window, so dx needs no zero-fill and
+ * no scatter. Windows with NaN/infinite values or a non-finite dy are redone exactly. Positions no window covers
+ * ('valid' with odd sizes) are zeroed.
+ */
+function maxPoolGrad2x2(x: Float32Array, dy: Float32Array, dx: Float32Array, pi: Pool2DInfo): void {
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = pi;
+  if (2 * OH !== H || 2 * OW !== W) dx.fill(0);
+  let o = 0;
+  for (let b = 0; b < B; b++) {
+    const xb = b * H * W * C;
+    for (let oy = 0; oy < OH; oy++) {
+      for (let ox = 0; ox < OW; ox++) {
+        const p0 = xb + (2 * oy * W + 2 * ox) * C;
+        const p1 = p0 + C;
+        const p2 = p0 + W * C;
+        const p3 = p2 + C;
+        for (let c = 0; c < C; c++) {
+          const v0 = x[p0 + c], v1 = x[p1 + c], v2 = x[p2 + c], v3 = x[p3 + c];
+          let m = v0;
+          let at = 0;
+          let g = +(v1 > m);
+          m += g * (v1 - m);
+          at += g * (1 - at);
+          g = +(v2 > m);
+          m += g * (v2 - m);
+          at += g * (2 - at);
+          g = +(v3 > m);
+          m += g * (v3 - m);
+          at += g * (3 - at);
+          const d = dy[o + c];
+          if (m !== m || m === Number.NEGATIVE_INFINITY || d - d !== 0) {
+            dx[p0 + c] = 0; dx[p1 + c] = 0; dx[p2 + c] = 0; dx[p3 + c] = 0;
+            let best = Number.NEGATIVE_INFINITY;
+            let j = -1;
+            for (const q of [p0 + c, p1 + c, p2 + c, p3 + c]) {
+              if (x[q] > best) {
+                best = x[q];
+                j = q;
+              }
+            }
+            if (j >= 0) dx[j] = d;
+          } else {
+            dx[p0 + c] = d * +(at === 0);
+            dx[p1 + c] = d * +(at === 1);
+            dx[p2 + c] = d * +(at === 2);
+            dx[p3 + c] = d * +(at === 3);
+          }
+        }
+        o += C;
+      }
+    }
+  }
+}
+
 export const maxPoolGrad: FastKernel = (args, tf) => {
   const { dy, input, output } = args.inputs as { dy: TensorInfo; input: TensorInfo; output?: TensorInfo };
+  if (input.dtype !== 'float32' || dy.dtype !== 'float32' || input.shape.length !== 4) return null;
+  const pi = poolInfo(tf, args, input.shape as Shape4);
+  if (sizeOf(pi.outShape) !== sizeOf(dy.shape)) return null;
+  const cached = argmaxCache.get(input.dataId);
+  const useCache = cached !== undefined && cached.key === poolKey(args, input.shape) && output !== undefined && output.dataId === cached.outId;
+  const direct = !useCache && pi.filterHeight === 2 && pi.filterWidth === 2 && pi.strideHeight === 2 && pi.strideWidth === 2 &&
+    pi.padInfo.top === 0 && pi.padInfo.left === 0 && 2 * pi.outHeight <= pi.inHeight && 2 * pi.outWidth <= pi.inWidth;
+  // Output first: on the wasm heap, allocating can detach input views taken earlier.
+  const out = args.backend.allocFloat32?.(input.shape.slice());
   const xv = f32(args.backend, input);
   const dyv = f32(args.backend, dy);
-  if (xv === null || dyv === null || input.shape.length !== 4) return null;
-  const cached = argmaxCache.get(input.dataId);
-  let arg: Int32Array;
-  if (cached !== undefined && cached.key === poolKey(args, input.shape) && output !== undefined && output.dataId === cached.outId) {
-    arg = cached.arg;
+  if (xv === null || dyv === null) return null;
+  const dx = out?.values ?? new Float32Array(xv.length);
+  if (direct) {
+    maxPoolGrad2x2(xv, dyv, dx, pi);
   } else {
-    const pi = poolInfo(tf, args, input.shape as Shape4);
-    arg = new Int32Array(sizeOf(pi.outShape));
-    maxPoolArgmax(xv, pi, new Float32Array(arg.length), arg);
+    let arg: Int32Array;
+    if (useCache) {
+      arg = cached.arg;
+    } else {
+      arg = new Int32Array(dyv.length);
+      maxPoolArgmax(xv, pi, new Float32Array(arg.length), arg);
+    }
+    if (out !== undefined) dx.fill(0);
+    for (let i = 0; i < arg.length; i++) {
+      const j = arg[i];
+      if (j >= 0) dx[j] += dyv[i];
+    }
   }
-  if (arg.length !== dyv.length) return null;
-  const dx = new Float32Array(xv.length);
-  for (let i = 0; i < arg.length; i++) {
-    const j = arg[i];
-    if (j >= 0) dx[j] += dyv[i];
-  }
-  return args.backend.makeTensorInfo(input.shape, 'float32', dx);
+  return out?.info ?? args.backend.makeTensorInfo(input.shape, 'float32', dx);
 };
 
 /** Stock AvgPoolGrad divides by the full window size even where 'same' padding cut the window: kept as is. */

@@ -39,6 +39,10 @@ function heapFacade(wasm: WasmBackend): CpuBackend {
     makeTensorInfo(shape: number[], dtype: string, values?: unknown): TensorInfo {
       return wasm.makeOutput(shape, dtype, undefined, values);
     },
+    allocFloat32(shape: number[]) {
+      const info = wasm.makeOutput(shape, 'float32');
+      return { info, values: wasm.typedArrayFromHeap(info) as Float32Array };
+    },
   };
 }
 
@@ -117,8 +121,8 @@ function batchMatMulXnn(tf: Tf, params: Parameters<KernelFunc>[0]): TensorInfo |
 const MAX_PATCH_FLOATS = 32 * 1024 * 1024;
 
 /**
- * Conv2DBackpropFilter as one XNNPACK product: dW[K, Co] = Pt[K, B*OH*OW] · dy[B*OH*OW, Co], where Pt is the
- * transposed patch matrix (K = kh*kw*Ci), written straight into the wasm heap. Sums run in float32 SIMD lanes
+ * Conv2DBackpropFilter as one XNNPACK product: dW^T[Co, K] = dy^T[Co, B*OH*OW] · P[B*OH*OW, K], where P is the
+ * patch matrix (K = kh*kw*Ci), written straight into the wasm heap. Sums run in float32 SIMD lanes
  * like every XNNPACK product. NCHW or an oversized patch matrix returns null (the JavaScript kernel runs).
  */
 export function conv2dBackpropFilterXnn(tf: Tf, params: Parameters<KernelFunc>[0]): TensorInfo | null {
@@ -136,45 +140,47 @@ export function conv2dBackpropFilterXnn(tf: Tf, params: Parameters<KernelFunc>[0
   const K = fh * fw * C;
   if (K * npix > MAX_PATCH_FLOATS || npix === 0) return null;
   const backend = params.backend as WasmFull;
-  const pt = backend.makeOutput([1, K, npix], 'float32');
+  const transpose = wasmStock.get('Transpose');
+  if (transpose === undefined) return null;
+  // dy^T first, so that the big operand is XNNPACK's streamed input and only the patch matrix gets packed
+  // as weights (packing is a copy of the whole operand on every call: these "weights" change every step).
+  const dyT = runKernel(transpose, backend, { x: { dataId: dy.dataId, shape: [npix, Co], dtype: 'float32' } }, { perm: [1, 0] });
+  const patches = backend.makeOutput([npix, K], 'float32');
   // Views after the allocation: it may grow the heap, which detaches views taken before.
-  const P = backend.typedArrayFromHeap(pt) as Float32Array;
-  const xd = backend.dataIdMap.get(x.dataId);
-  if (xd === undefined) return null;
+  const P = backend.typedArrayFromHeap(patches) as Float32Array;
   const xv = backend.typedArrayFromHeap({ dataId: x.dataId, shape: x.shape, dtype: 'float32' }) as Float32Array;
   const top = ci.padInfo.top;
   const left = ci.padInfo.left;
-  let k = 0;
-  for (let ky = 0; ky < fh; ky++) {
-    for (let kx = 0; kx < fw; kx++) {
-      for (let c = 0; c < C; c++) {
-        let p = k * npix;
-        for (let b = 0; b < B; b++) {
-          for (let oy = 0; oy < OH; oy++) {
-            const iy = oy * sh + ky - top;
-            if (iy < 0 || iy >= H) {
-              for (let ox = 0; ox < OW; ox++) P[p + ox] = 0;
-              p += OW;
-              continue;
+  let p = 0;
+  for (let b = 0; b < B; b++) {
+    for (let oy = 0; oy < OH; oy++) {
+      for (let ox = 0; ox < OW; ox++) {
+        for (let ky = 0; ky < fh; ky++) {
+          const iy = oy * sh + ky - top;
+          for (let kx = 0; kx < fw; kx++) {
+            const ix = ox * sw + kx - left;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
+              for (let c = 0; c < C; c++) P[p + c] = 0;
+            } else {
+              const src = ((b * H + iy) * W + ix) * C;
+              for (let c = 0; c < C; c++) P[p + c] = xv[src + c];
             }
-            const row = ((b * H + iy) * W) * C + c;
-            for (let ox = 0; ox < OW; ox++) {
-              const ix = ox * sw + kx - left;
-              P[p + ox] = ix >= 0 && ix < W ? xv[row + ix * C] : 0;
-            }
-            p += OW;
+            p += C;
           }
         }
-        k++;
       }
     }
   }
+  let prod: TensorInfo | undefined;
   try {
-    const out = runKernel(bmm, backend, { a: pt, b: { dataId: dy.dataId, shape: [1, npix, Co], dtype: 'float32' } },
+    prod = runKernel(bmm, backend, { a: { ...dyT, shape: [1, Co, npix] }, b: { ...patches, shape: [1, npix, K] } },
       { transposeA: false, transposeB: false });
-    return { dataId: out.dataId, shape: filterShape, dtype: 'float32' };
+    const dW = runKernel(transpose, backend, { x: { ...prod, shape: [Co, K] } }, { perm: [1, 0] });
+    return { dataId: dW.dataId, shape: filterShape, dtype: 'float32' };
   } finally {
-    backend.disposeData(pt.dataId);
+    backend.disposeData(dyT.dataId);
+    backend.disposeData(patches.dataId);
+    if (prod !== undefined) backend.disposeData(prod.dataId);
   }
 }
 

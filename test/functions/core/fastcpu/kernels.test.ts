@@ -158,6 +158,30 @@ describe('pooling kernels agree with stock', () => {
   });
 });
 
+describe('max-pool gradient, 2x2 stride 2 (one-pass path)', () => {
+  it.each([
+    { shape: [2, 8, 6, 5], pad: 'valid' as const },
+    { shape: [3, 9, 7, 4], pad: 'valid' as const },
+    { shape: [2, 6, 8, 3], pad: 'same' as const },
+  ])('agrees with stock for %j, including ties, NaN and infinities', ({ shape, pad }) => {
+    const x = tensor(shape, { relu: true });
+    const v = x.dataSync().slice() as Float32Array;
+    v[3] = NaN;
+    v[10] = Number.POSITIVE_INFINITY;
+    v[11] = Number.NEGATIVE_INFINITY;
+    const xs = tf.tensor(v, shape);
+    const attrs = { filterSize: [2, 2], strides: [2, 2], pad };
+    disableFastCpuKernels(tf);
+    const output = tf.engine().runKernel('MaxPool', { x: xs }, attrs) as tf.Tensor;
+    const dy = tensor(output.shape);
+    const stock = run('MaxPoolGrad', { dy, input: xs, output }, attrs, false);
+    const fast = run('MaxPoolGrad', { dy, input: xs, output }, attrs, true);
+    expect(fast.shape).toEqual(stock.shape);
+    expect(relativeError(fast.values, stock.values)).toBeLessThanOrEqual(TOLERANCE);
+    tf.dispose([x, xs, output, dy]);
+  });
+});
+
 describe('matmul kernels agree with stock', () => {
   it.each(Array.from({ length: 16 }, (_, i) => i))('random case %i', () => {
     const m = int(1, 40), n = int(1, 40), k = int(1, 300);
