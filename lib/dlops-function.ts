@@ -79,14 +79,16 @@ export function mergeFunctionProps(defaults: DlopsFunctionProps, props: DlopsFun
           afterBundling: (i, o) => [...(onnx ? onnxRuntimeCommands(i, o) : []), ...(callerHooks?.afterBundling(i, o) ?? [])],
         }
       : undefined;
+  // `{ memorySize: undefined }` means "not set", not "erase the default".
+  const given = Object.fromEntries(Object.entries(props).filter(([, v]) => v !== undefined)) as DlopsFunctionProps;
   return {
     ...defaults,
-    ...props,
+    ...given,
     onnxRuntime: onnx,
     environment: { ...defaults.environment, ...props.environment },
     bundling: {
       ...defaults.bundling,
-      ...props.bundling,
+      ...Object.fromEntries(Object.entries(props.bundling ?? {}).filter(([, v]) => v !== undefined)),
       externalModules: [...externals],
       ...(commandHooks ? { commandHooks } : {}),
     },

@@ -31,6 +31,12 @@ describe('mergeFunctionProps', () => {
     expect(merged.timeout?.toSeconds()).toBe(60);
   });
 
+  test('a prop passed as undefined does not erase the default', () => {
+    const merged = mergeFunctionProps(defaults, { entry: 'b.ts', memorySize: undefined, timeout: undefined });
+    expect(merged.memorySize).toBe(512);
+    expect(merged.timeout?.toSeconds()).toBe(60);
+  });
+
   test('environment variables are merged key by key; the caller wins on a clash', () => {
     const merged = mergeFunctionProps(defaults, { entry: 'b.ts', environment: { DATA_BUCKET: 'd', POWERTOOLS_SERVICE_NAME: 'mine' } });
     expect(merged.environment).toEqual({ NODE_OPTIONS: '--enable-source-maps', POWERTOOLS_SERVICE_NAME: 'mine', DATA_BUCKET: 'd' });
