@@ -6,7 +6,7 @@
  * resolved, to local placeholders.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
@@ -74,12 +74,19 @@ function templateInputsDigest(): string {
 export function loadTemplate(cacheFile: string): CfnTemplate {
   const digest = templateInputsDigest();
   if (existsSync(cacheFile)) {
-    const cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as { digest?: string; template?: CfnTemplate };
-    if (cached.digest === digest && cached.template) return cached.template;
+    try {
+      const cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as { digest?: string; template?: CfnTemplate };
+      if (cached.digest === digest && cached.template) return cached.template;
+    } catch {
+      // An unreadable cache is only a cache: synthesize again.
+    }
   }
   const template = synthesizeTemplate();
   mkdirSync(dirname(cacheFile), { recursive: true });
-  writeFileSync(cacheFile, JSON.stringify({ digest, template }));
+  // Written aside and renamed: a process reading the cache meanwhile sees the old file or the new one, never half of one.
+  const partial = `${cacheFile}.${process.pid}.tmp`;
+  writeFileSync(partial, JSON.stringify({ digest, template }));
+  renameSync(partial, cacheFile);
   return template;
 }
 

@@ -88,6 +88,7 @@ export interface LocalRuntimeProps {
 }
 
 export class LocalRuntime {
+  private static current: LocalRuntime | undefined;
   readonly dataBucket = LOCAL_DATA_BUCKET;
   readonly modelBucket = LOCAL_MODEL_BUCKET;
   private stopped = false;
@@ -111,6 +112,8 @@ export class LocalRuntime {
   }
 
   static async start(props: LocalRuntimeProps): Promise<LocalRuntime> {
+    // The handlers read the environment once and share module-level clients: one runtime per process.
+    if (LocalRuntime.current) throw new ConfigError(`A local runtime is already running in this process (state in ${LocalRuntime.current.paths.root}).`);
     const paths = statePaths(props.stateDirectory);
     mkdirSync(paths.logs, { recursive: true });
     // The key is created before any handler runs, so Register and inference share it.
@@ -196,6 +199,7 @@ export class LocalRuntime {
 
       runtime = new LocalRuntime(paths, s3Server, localS3Client(s3Server.endpoint), pipeline, stateMachine, batch, api, environment, props.writeRuntimeFile ?? false);
       runtime.listenForManifests(template);
+      LocalRuntime.current = runtime;
       if (runtime.writeRuntimeFile) {
         const info: RuntimeInfo = {
           pid: process.pid,
@@ -268,6 +272,7 @@ export class LocalRuntime {
     this.s3.destroy();
     await this.s3Server.stop();
     if (this.writeRuntimeFile) rmSync(this.paths.runtimeFile, { force: true });
+    if (LocalRuntime.current === this) LocalRuntime.current = undefined;
   }
 
   /**
@@ -287,7 +292,7 @@ export class LocalRuntime {
       for (const record of notification.Records ?? []) {
         const event = toObjectCreatedEvent(record, LOCAL_REGION, LOCAL_ACCOUNT);
         if (!event || !patterns.some((p) => matchesPattern(p, event))) continue;
-        const invocation = startRunFromEvent(event, this.stateMachine as never)
+        const invocation = startRunFromEvent(event, this.stateMachine)
           .catch((error: unknown) => console.error(`trigger failed for s3://${event.detail.bucket.name}/${event.detail.object.key}:`, error))
           .finally(() => this.triggers.delete(invocation));
         this.triggers.add(invocation);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { StateMachine, type RunOptions, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { ConfigError } from '../functions/core/errors';
 import { LocalLambda, type LocalFunction } from './lambda';
+import type { ExecutionStarter } from '../functions/trigger/core';
 import type { LocalBatch, SubmitJobParameters } from './batch';
 
 export const LAMBDA_INVOKE = 'arn:aws:states:::lambda:invoke';
@@ -120,12 +121,7 @@ export interface LocalStateMachineProps {
   readonly retryIntervalOverrides?: Record<string, number | number[]>;
 }
 
-/** The starter the trigger core calls (functions/trigger/core.ts ExecutionStarter). */
-export interface ExecutionStarterLike {
-  start(name: string, input: unknown): Promise<{ started: boolean; executionArn?: string }>;
-}
-
-export class LocalStateMachine implements ExecutionStarterLike {
+export class LocalStateMachine implements ExecutionStarter {
   readonly arn: string;
   readonly definition: StateMachineDefinition;
   readonly adjustments: DefinitionAdjustment[];

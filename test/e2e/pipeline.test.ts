@@ -116,6 +116,26 @@ describe('end to end through the local runtime', () => {
     expect(await getJsonIfExists(runtime.s3, { bucket: runtime.modelBucket, key: modelKeys.alias('broken', 'production') })).toBeUndefined();
   }, 60_000);
 
+  it('a training failure reaches the execution as Batch reports it: States.TaskFailed with the job, its exit code and last error line', async () => {
+    // Valid for Preprocess, impossible for the model builder: a dense layer straight on 28x28x1 images.
+    const dir = writeDataset('flat', digitsManifest({ name: 'flat', epochs: 1, model: [{ type: 'dense', units: 10, activation: 'softmax' }] }));
+    const submitted = await submitDataset(target(), { path: dir, dataset: 'flat' });
+    const record = await runtime.waitForExecution(submitted.runId);
+
+    expect(record.status).toBe('FAILED');
+    expect(record.error).toBe('States.TaskFailed');
+    expect(record.transitions.map((t) => t.state)).toEqual(['Preprocess', 'Train', 'RecordFailure', 'Failed']);
+    const job = JSON.parse(record.cause!) as { Status: string; Container: { ExitCode: number; Reason: string }; LogFile: string };
+    expect(job.Status).toBe('FAILED');
+    expect(job.Container.ExitCode).not.toBe(0);
+    expect(job.Container.Reason).toContain('needs a flat input');
+
+    const status = await getJson<RunStatus>(runtime.s3, { bucket: runtime.dataBucket, key: runKeys.status(submitted.runId) });
+    expect(status.value).toMatchObject({ state: 'FAILED', error: 'States.TaskFailed' });
+    expect(status.value.cause).toContain('needs a flat input');
+    expect(await listObjects(runtime.s3, runtime.modelBucket, modelKeys.root('flat'))).toEqual([]);
+  }, 120_000);
+
   it('a data file upload alone starts nothing (the rule matches only the manifest)', async () => {
     const startedBefore = started.length;
     await runtime.s3.send(new PutObjectCommand({ Bucket: runtime.dataBucket, Key: 'datasets/late/data/more.csv', Body: 'label,p0\n1,0\n' }));
