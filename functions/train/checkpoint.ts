@@ -6,6 +6,7 @@
  * https://docs.aws.amazon.com/batch/latest/userguide/job_retries.html
  */
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { LayersModel } from '@tensorflow/tfjs';
 import type { Tf } from '../core/backend';
 import { TrainingError } from '../core/errors';
 import { runKeys } from '../core/layout';
@@ -66,7 +67,7 @@ export interface SaveCheckpointProps {
   readonly bucket: string;
   readonly runId: string;
   readonly tf: Tf;
-  readonly model: import('@tensorflow/tfjs').LayersModel;
+  readonly model: LayersModel;
   readonly optimizerName: string;
   readonly state: Omit<CheckpointManifest, 'optimizer' | 'time'>;
   /**
@@ -108,7 +109,7 @@ async function pruneCheckpoints(s3: S3Client, bucket: string, runId: string, new
  * model.weights), not by name: TF.js numbers layer names per process, and a resumed job is a
  * new process.
  */
-export async function restoreCheckpoint(s3: S3Client, bucket: string, tf: Tf, model: import('@tensorflow/tfjs').LayersModel, checkpoint: Checkpoint): Promise<void> {
+export async function restoreCheckpoint(s3: S3Client, bucket: string, tf: Tf, model: LayersModel, checkpoint: Checkpoint): Promise<void> {
   const { modelJson, weights } = await readModelFiles(s3, bucket, checkpoint.prefix);
   const specs = modelJson.weightsManifest.flatMap((group) => group.weights);
   if (specs.length !== model.weights.length) {

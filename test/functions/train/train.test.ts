@@ -125,6 +125,13 @@ describe('trainRun', () => {
     expect(Math.max(...wa.map((v, i) => Math.abs(v - wb[i])))).toBeLessThan(1e-6);
   });
 
+  test('categoricalCrossentropy trains on one-hot labels', async () => {
+    await prepareImages('onehot', manifest({ training: { epochs: 3, learningRate: 0.01, loss: 'categoricalCrossentropy', metrics: ['accuracy'], seed: 2 } }));
+    const summary = await trainRun({ s3: fx.s3, bucket: DATA_BUCKET, runId: 'onehot', log: () => undefined });
+    expect(Object.keys(summary.epochs[0].metrics).sort()).toEqual(['acc', 'val_acc', 'val_loss']);
+    expect(summary.epochs[2].loss).toBeLessThan(summary.epochs[0].loss);
+  });
+
   test('regression with the default model stops early when the validation loss stalls', async () => {
     // Given a learning rate so small that nothing improves by minDelta
     await writePrepared(fx.s3, DATA_BUCKET, {
