@@ -3,10 +3,12 @@
  * for classification), normalise with training-split statistics and write `.npy` shards plus
  * stats.json under prepared/<runId>/.
  *
- * Memory stays flat in the size of the data: three streaming passes over the S3 objects
- * (1: check every row and count rows per class; 2: mean/std of the training rows with
- * Welford's method; 3: normalise and write shards of bounded size). Besides one shard buffer
- * per split, the only state that grows is a one-byte split assignment per row.
+ * Memory stays flat in the size of the data. The data files are parsed once, streamed: every
+ * row is checked, counted per class and spilled as raw float32 shards under
+ * prepared/<runId>/spill/. Once the class counts are known the split is drawn, and two passes
+ * over the spilled shards (binary, far cheaper than parsing text again) compute the training
+ * rows' mean/std with Welford's method, then normalise and write the final shards. Besides a
+ * few shard buffers of bounded size, the only state that grows is one byte per row (its split).
  */
 import { createHash } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -15,13 +17,18 @@ import { DataError } from '../core/errors';
 import { datasetKeys, preparedKeys } from '../core/layout';
 import { logger } from '../core/logger';
 import { parseManifest, type ResolvedManifest } from '../core/manifest';
-import { encodeNpy } from '../core/npy';
+import { decodeNpy, encodeNpy } from '../core/npy';
 import { SPLITS, type PreparedStats, type ShardRef, type SplitName } from '../core/prepared';
 import { deletePrefix, getBytes, getStream, listObjects, putBytes, putJson } from '../core/s3';
 import { csvRows, jsonlRows, type FeatureLayout, type LayoutState, type Row } from './rows';
 
 export interface PreprocessOptions {
-  /** Upper bound of one x shard's data in bytes (rows per shard follow from the row width). @default 16 MiB */
+  /**
+   * Upper bound of one x shard's data in bytes (rows per shard follow from the row width). Each
+   * shard in flight is held a few times over (download, decode, write buffers), so this, not the
+   * data size, sets peak memory (measured by bench/preprocess-memory.ts).
+   * @default 4 MiB
+   */
   readonly maxShardBytes?: number;
   /** Fixed rows per shard (tests use small shards). @default from maxShardBytes */
   readonly rowsPerShard?: number;
@@ -83,6 +90,7 @@ export function sortClassNames(labels: Iterable<string>): string[] {
   return numeric ? names.sort((a, b) => Number(a) - Number(b)) : names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
+/** Buffers rows into `.npy` shard pairs of at most `rowsPerShard` rows and uploads each when full. */
 class ShardWriter {
   private readonly x: Float32Array;
   private readonly y: Int32Array | Float32Array;
@@ -94,20 +102,24 @@ class ShardWriter {
   constructor(
     private readonly s3: S3Client,
     private readonly bucket: string,
-    private readonly runId: string,
-    private readonly split: SplitName,
+    private readonly key: (part: 'x' | 'y', index: number) => string,
     private readonly width: number,
     private readonly inputShape: number[],
     private readonly rowsPerShard: number,
     classification: boolean,
+    /** x' = (x - mean) / std on the way in; raw values when absent. */
+    private readonly normalise?: { readonly mean: Float64Array; readonly std: Float64Array },
   ) {
     this.x = new Float32Array(rowsPerShard * width);
     this.y = classification ? new Int32Array(rowsPerShard) : new Float32Array(rowsPerShard);
   }
 
-  async add(values: Float64Array, mean: Float64Array, std: Float64Array, y: number): Promise<void> {
+  /** Adds the row at `values[offset .. offset + width)`. */
+  async add(values: ArrayLike<number>, offset: number, y: number): Promise<void> {
     const base = this.rows * this.width;
-    for (let i = 0; i < this.width; i++) this.x[base + i] = (values[i] - mean[i]) / std[i];
+    const n = this.normalise;
+    if (n === undefined) for (let i = 0; i < this.width; i++) this.x[base + i] = values[offset + i];
+    else for (let i = 0; i < this.width; i++) this.x[base + i] = (values[offset + i] - n.mean[i]) / n.std[i];
     this.y[this.rows] = y;
     this.rows += 1;
     this.total += 1;
@@ -117,8 +129,8 @@ class ShardWriter {
   async flush(): Promise<void> {
     if (this.rows === 0) return;
     const rows = this.rows;
-    const xKey = preparedKeys.shard(this.runId, this.split, 'x', this.index);
-    const yKey = preparedKeys.shard(this.runId, this.split, 'y', this.index);
+    const xKey = this.key('x', this.index);
+    const yKey = this.key('y', this.index);
     const x = encodeNpy({ dtype: 'float32', shape: [rows, ...this.inputShape], data: this.x.subarray(0, rows * this.width) });
     const y =
       this.y instanceof Int32Array
@@ -147,7 +159,7 @@ async function listDataFiles(s3: S3Client, bucket: string, dataset: string, form
   return objects.sort((a, b) => (a.key < b.key ? -1 : 1)).map((o) => ({ key: o.key, etag: o.etag }));
 }
 
-/** Every row of every file, in key order; the first pass records each file's ETag, later passes insist on it. */
+/** Every row of every file, in key order; a file whose ETag changed since it was listed is an error. */
 async function* readAll(s3: S3Client, bucket: string, files: DataFile[], manifest: ResolvedManifest, state: LayoutState): AsyncGenerator<Row> {
   for (const file of files) {
     const { stream, etag } = await getStream(s3, { bucket, key: file.key });
@@ -163,40 +175,90 @@ async function* readAll(s3: S3Client, bucket: string, files: DataFile[], manifes
   }
 }
 
-interface Scan {
+const SPILL = 'spill';
+
+interface Spilled {
   readonly layout: FeatureLayout;
   readonly classNames?: string[];
   /** Rows per class id (classification) or one group (regression). */
   readonly groupSizes: number[];
+  /** The spilled shards, rows in file order; y holds provisional class ids (see `finalId`) or targets. */
+  readonly shards: ShardRef[];
+  /** Provisional class id (order of first appearance) -> index in classNames. */
+  readonly finalId: Int32Array;
   readonly total: number;
 }
 
-async function scan(s3: S3Client, bucket: string, files: DataFile[], manifest: ResolvedManifest, maxClasses: number): Promise<Scan> {
+interface SpillOptions {
+  readonly maxClasses: number;
+  readonly rowsPerShard?: number;
+  readonly maxShardBytes: number;
+}
+
+/** The one parse of the data: rows checked, classes counted, raw features spilled as float32 shards. */
+async function parseAndSpill(s3: S3Client, bucket: string, runId: string, files: DataFile[], manifest: ResolvedManifest, options: SpillOptions): Promise<Spilled> {
   const state: LayoutState = {};
-  const counts = new Map<string, number>();
+  const classification = manifest.task === 'classification';
+  const ids = new Map<string, number>();
+  const counts: number[] = [];
   const declared = manifest.classes !== undefined ? new Set(manifest.classes) : undefined;
+  let spill: ShardWriter | undefined;
   let total = 0;
   for await (const row of readAll(s3, bucket, files, manifest, state)) {
     total += 1;
-    if (manifest.task !== 'classification') continue;
-    const label = row.label as string;
-    if (declared !== undefined && !declared.has(label)) {
-      throw new DataError(`${row.file}, data row ${row.row} (line ${row.line}): unknown label ${JSON.stringify(label)} in column "${manifest.label}"; manifest.classes are ${manifest.classes!.map((c) => JSON.stringify(c)).join(', ')}.`);
+    let y: number;
+    if (classification) {
+      const label = row.label as string;
+      let id = ids.get(label);
+      if (id === undefined) {
+        if (declared !== undefined && !declared.has(label)) {
+          throw new DataError(`${row.file}, data row ${row.row} (line ${row.line}): unknown label ${JSON.stringify(label)} in column "${manifest.label}"; manifest.classes are ${manifest.classes!.map((c) => JSON.stringify(c)).join(', ')}.`);
+        }
+        if (ids.size >= options.maxClasses) {
+          throw new DataError(`Label "${manifest.label}" has more than ${options.maxClasses} distinct values (at data row ${row.row}); a continuous target needs task "regression".`);
+        }
+        id = ids.size;
+        ids.set(label, id);
+        counts.push(0);
+      }
+      counts[id] += 1;
+      y = id;
+    } else {
+      y = row.label as number;
     }
-    counts.set(label, (counts.get(label) ?? 0) + 1);
-    if (counts.size > maxClasses) {
-      throw new DataError(`Label "${manifest.label}" has more than ${maxClasses} distinct values (at data row ${row.row}); a continuous target needs task "regression".`);
+    if (spill === undefined) {
+      const layout = state.layout!;
+      const width = layout.inputShape.reduce((a, b) => a * b, 1);
+      spill = new ShardWriter(s3, bucket, (part, i) => preparedKeys.shard(runId, SPILL, part, i), width, [width], rowsFor(width, options), classification);
     }
+    await spill.add(row.values, 0, y);
   }
   const names = files.map((f) => f.key).join(', ');
-  if (total === 0 || state.layout === undefined) throw new DataError(`Empty dataset: no data rows in ${names}.`);
-  if (manifest.task === 'regression') return { layout: state.layout, groupSizes: [total], total };
-  if (counts.size < 2) {
-    const [only] = [...counts.keys()];
+  if (total === 0 || state.layout === undefined || spill === undefined) throw new DataError(`Empty dataset: no data rows in ${names}.`);
+  await spill.flush();
+  if (!classification) return { layout: state.layout, groupSizes: [total], shards: spill.shards, finalId: new Int32Array(0), total };
+  if (ids.size < 2) {
+    const [only] = [...ids.keys()];
     throw new DataError(`Only one class: all ${total} rows have label "${manifest.label}" = ${JSON.stringify(only)}; classification needs at least two classes.`);
   }
-  const classNames = manifest.classes ?? sortClassNames(counts.keys());
-  return { layout: state.layout, classNames, groupSizes: classNames.map((c) => counts.get(c) ?? 0), total };
+  const classNames = manifest.classes ?? sortClassNames(ids.keys());
+  const index = new Map(classNames.map((c, i) => [c, i]));
+  const finalId = new Int32Array(ids.size);
+  for (const [label, id] of ids) finalId[id] = index.get(label)!;
+  const groupSizes = classNames.map((c) => (ids.has(c) ? counts[ids.get(c)!] : 0));
+  return { layout: state.layout, classNames, groupSizes, shards: spill.shards, finalId, total };
+}
+
+function rowsFor(width: number, options: { rowsPerShard?: number; maxShardBytes: number }): number {
+  return options.rowsPerShard ?? Math.max(1, Math.floor(options.maxShardBytes / (width * 4)));
+}
+
+/** The spilled shards one at a time (each is at most one shard's bytes in memory). */
+async function* readSpill(s3: S3Client, bucket: string, shards: ShardRef[]): AsyncGenerator<{ x: Float32Array; y: Int32Array | Float32Array; rows: number }> {
+  for (const shard of shards) {
+    const [x, y] = await Promise.all([getBytes(s3, { bucket, key: shard.x }), getBytes(s3, { bucket, key: shard.y })]);
+    yield { x: decodeNpy(x.body, shard.x).data as Float32Array, y: decodeNpy(y.body, shard.y).data, rows: shard.rows };
+  }
 }
 
 /** Runs Preprocess for one run. Leaves nothing under prepared/<runId>/ when it fails. */
@@ -226,53 +288,64 @@ async function run(s3: S3Client, input: RunInput, options: PreprocessOptions, lo
   const files = await listDataFiles(s3, bucket, input.dataset, manifest.format);
   const classification = manifest.task === 'classification';
 
-  // Pass 1: every row checked, rows counted per class.
+  const maxShardBytes = options.maxShardBytes ?? 4 * 1024 * 1024;
+
+  // Parse once: every row checked, rows counted per class, raw features spilled.
   let started = Date.now();
-  const found = await scan(s3, bucket, files, manifest, options.maxClasses ?? 1000);
-  const { layout, classNames, groupSizes } = found;
+  const spilled = await parseAndSpill(s3, bucket, input.runId, files, manifest, { maxClasses: options.maxClasses ?? 1000, rowsPerShard: options.rowsPerShard, maxShardBytes });
+  const { layout, classNames, groupSizes, finalId } = spilled;
   const width = layout.inputShape.reduce((a, b) => a * b, 1);
-  log.info('pass 1: rows checked and counted', { rows: found.total, classes: classNames?.length, ms: Date.now() - started });
+  log.info('parsed, checked and spilled', { rows: spilled.total, classes: classNames?.length, ms: Date.now() - started });
 
   const assignments = groupSizes.map((n, g) => drawAssignment(n, manifest.split, mix(manifest.split.seed, g)));
   const counts = { train: 0, validation: 0, test: 0 };
   for (const codes of assignments) for (const c of codes) counts[SPLIT_OF_CODE[c]] += 1;
-  if (counts.test === 0) throw new DataError(`Too few rows: ${found.total} rows leave the test split empty (split.test ${manifest.split.test}).`);
-  const classIndex = new Map(classNames?.map((c, i) => [c, i]));
-  const groupOf = (row: Row) => (classification ? classIndex.get(row.label as string)! : 0);
+  if (counts.test === 0) throw new DataError(`Too few rows: ${spilled.total} rows leave the test split empty (split.test ${manifest.split.test}).`);
+  const groupOf = (y: number) => (classification ? finalId[y] : 0);
 
-  // Pass 2: mean and standard deviation of each feature over the training rows only.
+  // Mean and standard deviation of each feature over the training rows only.
   started = Date.now();
   const mean = new Float64Array(width);
   const m2 = new Float64Array(width);
   let n = 0;
   let seen = new Array<number>(groupSizes.length).fill(0);
-  for await (const row of readAll(s3, bucket, files, manifest, { layout, lineNumbers: false })) {
-    const g = groupOf(row);
-    if (assignments[g][seen[g]++] !== TRAIN) continue;
-    n += 1;
-    for (let i = 0; i < width; i++) {
-      const delta = row.values[i] - mean[i];
-      mean[i] += delta / n;
-      m2[i] += delta * (row.values[i] - mean[i]);
+  for await (const shard of readSpill(s3, bucket, spilled.shards)) {
+    for (let r = 0; r < shard.rows; r++) {
+      const g = groupOf(shard.y[r]);
+      if (assignments[g][seen[g]++] !== TRAIN) continue;
+      n += 1;
+      const base = r * width;
+      for (let i = 0; i < width; i++) {
+        const v = shard.x[base + i];
+        const delta = v - mean[i];
+        mean[i] += delta / n;
+        m2[i] += delta * (v - mean[i]);
+      }
     }
   }
   const std = new Float64Array(width);
   // A constant feature has std 0; dividing by 1 keeps it at 0 after centring instead of NaN.
   for (let i = 0; i < width; i++) std[i] = Math.sqrt(m2[i] / n) > 1e-12 ? Math.sqrt(m2[i] / n) : 1;
-  log.info('pass 2: training statistics', { trainRows: n, ms: Date.now() - started });
+  log.info('training statistics', { trainRows: n, ms: Date.now() - started });
 
-  // Pass 3: normalise and write shards.
+  // Normalise and write the final shards, then drop the spill.
   started = Date.now();
-  const rowsPerShard = options.rowsPerShard ?? Math.max(1, Math.floor((options.maxShardBytes ?? 16 * 1024 * 1024) / (width * 4)));
-  const writers = SPLITS.map((split) => new ShardWriter(s3, bucket, input.runId, split, width, layout.inputShape, rowsPerShard, classification));
+  const rowsPerShard = rowsFor(width, { rowsPerShard: options.rowsPerShard, maxShardBytes });
+  const writers = SPLITS.map(
+    (split) =>
+      new ShardWriter(s3, bucket, (part, i) => preparedKeys.shard(input.runId, split, part, i), width, layout.inputShape, rowsPerShard, classification, { mean, std }),
+  );
   seen = seen.fill(0);
-  for await (const row of readAll(s3, bucket, files, manifest, { layout, lineNumbers: false })) {
-    const g = groupOf(row);
-    const code = assignments[g][seen[g]++];
-    await writers[code].add(row.values, mean, std, classification ? g : (row.label as number));
+  for await (const shard of readSpill(s3, bucket, spilled.shards)) {
+    for (let r = 0; r < shard.rows; r++) {
+      const g = groupOf(shard.y[r]);
+      const code = assignments[g][seen[g]++];
+      await writers[code].add(shard.x, r * width, classification ? g : shard.y[r]);
+    }
   }
   for (const w of writers) await w.flush();
-  log.info('pass 3: shards written', { shards: writers.reduce((a, w) => a + w.shards.length, 0), ms: Date.now() - started });
+  await deletePrefix(s3, bucket, `${preparedKeys.prefix(input.runId)}${SPILL}/`);
+  log.info('shards written', { shards: writers.reduce((a, w) => a + w.shards.length, 0), ms: Date.now() - started });
 
   const stats: PreparedStats = {
     task: manifest.task,
@@ -288,9 +361,6 @@ async function run(s3: S3Client, input: RunInput, options: PreprocessOptions, lo
     manifestHash,
     seed: manifest.split.seed,
   };
-  for (const [i, w] of writers.entries()) {
-    if (w.total !== counts[SPLIT_OF_CODE[i]]) throw new DataError(`The data changed between passes: ${w.total} ${SPLIT_OF_CODE[i]} rows written, ${counts[SPLIT_OF_CODE[i]]} counted.`);
-  }
   await putJson(s3, { bucket, key: preparedKeys.manifest(input.runId) }, manifest);
   // stats.json last: its presence means the prepared data is complete.
   await putJson(s3, { bucket, key: preparedKeys.stats(input.runId) }, stats);

@@ -34,12 +34,6 @@ export interface FeatureLayout {
 /** Shared across the files of one pass: the first file fixes the layout. */
 export interface LayoutState {
   layout?: FeatureLayout;
-  /**
-   * Track CSV line numbers (csv-parse's `info`, about a fifth of the parse time). Passes after
-   * the first re-read rows already checked, so they skip it.
-   * @default true
-   */
-  readonly lineNumbers?: boolean;
 }
 
 const MAX_SHOWN = 60;
@@ -98,8 +92,7 @@ function checkShape(shape: readonly number[], count: number, what: string, file:
 
 /** CSV rows: `header` decides the columns; `layout` (from an earlier file) must match it. */
 export async function* csvRows(stream: Readable, file: string, manifest: ResolvedManifest, state: LayoutState): AsyncGenerator<Row> {
-  const lineNumbers = state.lineNumbers ?? true;
-  const parser = stream.pipe(parse({ bom: true, relax_column_count: true, skip_empty_lines: true, info: lineNumbers }));
+  const parser = stream.pipe(parse({ bom: true, relax_column_count: true, skip_empty_lines: true, info: true }));
   // A failure of the S3 stream must surface in the parser's iteration, not as an unhandled error.
   stream.on('error', (error) => parser.destroy(error));
   let header: string[] | undefined;
@@ -108,8 +101,7 @@ export async function* csvRows(stream: Readable, file: string, manifest: Resolve
   let layout: FeatureLayout | undefined = state.layout;
   let row = 0;
   try {
-    for await (const item of parser as AsyncIterable<string[] | { record: string[]; info: { lines: number } }>) {
-      const record = lineNumbers ? (item as { record: string[] }).record : (item as string[]);
+    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       if (header === undefined) {
         header = record.map((h) => h.trim());
         const duplicate = header.find((h, i) => header!.indexOf(h) !== i);
@@ -135,7 +127,7 @@ export async function* csvRows(stream: Readable, file: string, manifest: Resolve
         continue;
       }
       row += 1;
-      const line = lineNumbers ? (item as { info: { lines: number } }).info.lines : row + 1;
+      const line = info.lines;
       const at = new Where(file, row, line);
       if (record.length !== header.length) throw at.error(`wrong row width: ${record.length} values, but the header has ${header.length} columns`);
       const values = new Float64Array(featureIndex.length);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { ManifestError, DataError } from '../../../functions/core/errors';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { ManifestError, DataError, NotFoundError } from '../../../functions/core/errors';
 import { preparedKeys } from '../../../functions/core/layout';
 import { loadSplit, loadStats } from '../../../functions/core/prepared';
 import { decodeNpy } from '../../../functions/core/npy';
@@ -298,25 +299,46 @@ describe('preprocess: bad input fails with a message naming file, row and value'
   });
 
   test('nothing partial is left when a failure happens after shards were written', async () => {
-    // Given two files, and b.csv overwritten as soon as the first shard lands (pass 3 has begun)
-    const input = await dataset(csvManifest, { 'a.csv': threeClassCsv(), 'b.csv': threeClassCsv() + '999,1,1,a\n' });
-    const shardsSeen: string[] = [];
-    const onEvent = (event: { Records?: Array<{ s3?: { object?: { key?: string } } }> }) => {
-      const key = decodeURIComponent(event.Records?.[0]?.s3?.object?.key ?? '');
-      if (!key.startsWith(`prepared/${input.runId}/`) || !key.endsWith('.npy')) return;
-      shardsSeen.push(key);
-      if (shardsSeen.length === 1) void putBytes(fx.s3, { bucket: DATA_BUCKET, key: `datasets/${input.dataset}/data/b.csv` }, threeClassCsv());
+    // Given a spilled shard deleted as soon as the first final shard lands
+    const input = await dataset(csvManifest, { 'a.csv': threeClassCsv() });
+    const lastSpill = `prepared/${input.runId}/spill/x-00099.npy`;
+    const written: string[] = [];
+    const onEvent = (event: { Records?: Array<{ eventName?: string; s3?: { object?: { key?: string } } }> }) => {
+      const record = event.Records?.[0];
+      const key = decodeURIComponent(record?.s3?.object?.key ?? '');
+      if (!record?.eventName?.startsWith('ObjectCreated') || !/^prepared\/[^/]+\/(train|validation|test)\//.test(key) || !key.includes(input.runId)) return;
+      written.push(key);
+      if (written.length === 1) void fx.s3.send(new DeleteObjectCommand({ Bucket: DATA_BUCKET, Key: lastSpill }));
     };
     fx.server.server.on('event', onEvent);
     try {
       // When
       const error = await failure(input, { rowsPerShard: 1 });
-      // Then the failure is the changed file, shards had been written, and failure() saw none left
-      expect(error.message).toMatch(/b\.csv changed while it was being preprocessed/);
-      expect(shardsSeen.length).toBeGreaterThan(0);
+      // Then the failure names the missing object, final shards had been written, and failure() found none left
+      expect(error).toBeInstanceOf(NotFoundError);
+      expect(error.message).toBe(`s3://${DATA_BUCKET}/${lastSpill} does not exist.`);
+      expect(written.length).toBeGreaterThan(0);
     } finally {
       fx.server.server.off('event', onEvent);
     }
+  });
+
+  test('a successful run leaves only stats.json, manifest.json and the split shards', async () => {
+    const input = await dataset(csvManifest, { 'a.csv': threeClassCsv() });
+    await preprocess(fx.s3, input, { rowsPerShard: 40 });
+    const keys = (await preparedObjects(input.runId)).map((k) => k.slice(`prepared/${input.runId}/`.length)).sort();
+    expect(keys).toEqual([
+      'manifest.json',
+      'stats.json',
+      'test/x-00000.npy',
+      'test/y-00000.npy',
+      'train/x-00000.npy',
+      'train/x-00001.npy',
+      'train/y-00000.npy',
+      'train/y-00001.npy',
+      'validation/x-00000.npy',
+      'validation/y-00000.npy',
+    ]);
   });
 });
 
