@@ -36,6 +36,7 @@ const WASM_KERNELS: ReadonlyArray<readonly [string, FastKernel]> = [
   ['MaxPoolGrad', maxPoolGrad],
   ['BatchMatMul', matMul],
   ['Sum', sum],
+  ['Identity', () => null],
 ];
 
 /** The stock configs we replaced, so they can be restored and so a second enable does not wrap our own kernels. */

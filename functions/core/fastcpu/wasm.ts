@@ -184,10 +184,22 @@ export function conv2dBackpropFilterXnn(tf: Tf, params: Parameters<KernelFunc>[0
   }
 }
 
-/** Kernels that run as XNNPACK work on the wasm heap; null falls through to the JavaScript kernel. */
+/**
+ * Identity shares the input's data (reference count up) as the 'cpu' backend and the wasm Reshape do, instead
+ * of copying it: training runs Identity on every gradient and variable each step.
+ */
+function identityShared(_tf: Tf, params: Parameters<KernelFunc>[0]): TensorInfo | null {
+  const { x } = params.inputs as { x: TensorInfo };
+  if (x.dtype === 'string') return null;
+  (params.backend as { incRef(dataId: object): void }).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+/** Kernels that run as XNNPACK work on the wasm heap (or need no work); null falls through to the next kernel. */
 const XNN_KERNELS: Record<string, (tf: Tf, params: Parameters<KernelFunc>[0]) => TensorInfo | null> = {
   Conv2DBackpropFilter: conv2dBackpropFilterXnn,
   BatchMatMul: batchMatMulXnn,
+  Identity: identityShared,
 };
 
 /**
