@@ -203,6 +203,96 @@ describe('functions', () => {
   });
 });
 
+describe('the synthesized definition, executed (aws-local-stepfunctions, tasks overridden by state name)', () => {
+  type Handler = (input: any) => Promise<unknown>;
+  const runInput = { runId: 'iris-abc', dataset: 'iris', bucket: 'dlops-data', manifestKey: 'datasets/iris/dataset.json', manifestETag: 'e' };
+  const results = {
+    Preprocess: { modelName: 'iris', task: 'classification', preparedPrefix: 'prepared/iris-abc/', statsKey: 'prepared/iris-abc/stats.json', inputShape: [4], counts: { train: 1, validation: 1, test: 1 } },
+    Train: { JobId: 'job-1', Status: 'SUCCEEDED', JobName: 'iris-abc' },
+    Export: { onnxKey: 'runs/iris-abc/export/model.onnx', tfjsPrefix: 'runs/iris-abc/model/', opset: 13, parity: { rows: 100, maxAbsDiff: 0, tolerance: 1e-4, passed: true } },
+    Evaluate: { metrics: { accuracy: 0.97 }, promote: true, reason: 'no champion', evaluationKey: 'e', reportKey: 'r' },
+    Register: { model: 'iris', version: '1', aliases: ['production'], manifestKey: 'models/iris/versions/1/manifest.json' },
+  };
+
+  async function run(overrides: Partial<Record<string, Handler>>) {
+    await import('../../local/polyfill');
+    const { StateMachine } = await import('aws-local-stepfunctions');
+    const calls: Record<string, unknown[]> = {};
+    const handlers: Record<string, Handler> = {};
+    for (const name of ['Preprocess', 'Train', 'Export', 'Evaluate', 'Register', 'RecordFailure']) {
+      handlers[name] = async (input) => {
+        (calls[name] ??= []).push(structuredClone(input));
+        const own = overrides[name];
+        return own ? own(input) : (results as Record<string, unknown>)[name] ?? {};
+      };
+    }
+    const machine = new StateMachine(structuredClone(definition), { validationOptions: { checkPaths: true, checkArn: true } });
+    const retryIntervalOverrides = Object.fromEntries(['Preprocess', 'Train', 'Export', 'Evaluate', 'Register', 'RecordFailure'].map((n) => [n, 0]));
+    const execution = machine.run(runInput, {
+      overrides: { taskResourceLocalHandlers: handlers as never, retryIntervalOverrides },
+      context: { Execution: { Name: 'iris-abc', Input: runInput, StartTime: new Date().toISOString() } } as never,
+    });
+    try {
+      return { output: (await execution.result) as any, calls };
+    } catch (error) {
+      return { error: error as Error & { cause?: unknown }, calls };
+    }
+  }
+
+  test('a promoted run: each handler gets the whole state and its return value lands unwrapped at $.<step>', async () => {
+    const { output, calls, error } = await run({});
+    expect(error).toBeUndefined();
+    expect(calls.Preprocess).toEqual([runInput]);
+    expect(calls.Export).toEqual([{ ...runInput, preprocess: results.Preprocess, train: { jobId: 'job-1', status: 'SUCCEEDED' } }]);
+    expect(output).toEqual({
+      ...runInput,
+      preprocess: results.Preprocess,
+      train: { jobId: 'job-1', status: 'SUCCEEDED' },
+      export: results.Export,
+      evaluate: results.Evaluate,
+      register: results.Register,
+    });
+    expect(calls.RecordFailure).toBeUndefined();
+  });
+
+  test('a rejected run never calls Register', async () => {
+    const { output, calls } = await run({ Evaluate: async () => ({ ...results.Evaluate, promote: false }) });
+    expect(calls.Register).toBeUndefined();
+    expect(output.evaluate.promote).toBe(false);
+  });
+
+  test('a typed error is not retried, is recorded, and fails the execution with its name and cause', async () => {
+    const parity = Object.assign(new Error('max |diff| 0.2 > 1e-4'), { name: 'ParityError' });
+    const { error, calls } = await run({ Export: async () => Promise.reject(parity) });
+    expect(calls.Export).toHaveLength(1);
+    expect(calls.RecordFailure).toEqual([{ executionName: 'iris-abc', error: { Error: 'ParityError', Cause: expect.stringContaining('max |diff| 0.2') }, ...runInput }]);
+    expect(calls.Evaluate).toBeUndefined();
+    // The Fail state's error (ErrorPath $.error.Error) and cause (CausePath $.error.Cause).
+    const failed = error!.cause as Error;
+    expect(failed.name).toBe('ParityError');
+    expect(failed.message).toContain('max |diff| 0.2');
+  });
+
+  test('an untyped (transient) failure is retried before it counts', async () => {
+    let n = 0;
+    const flaky = async () => {
+      n += 1;
+      if (n === 1) throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+      return results.Preprocess;
+    };
+    const { error, calls } = await run({ Preprocess: flaky });
+    expect(error).toBeUndefined();
+    expect(calls.Preprocess).toHaveLength(2);
+  });
+
+  test('a failing RecordFailure still ends in Failed with the original error', async () => {
+    const data = Object.assign(new Error('row 3: bad'), { name: 'DataError' });
+    const { error, calls } = await run({ Preprocess: async () => Promise.reject(data), RecordFailure: async () => Promise.reject(new Error('S3 down')) });
+    expect(calls.RecordFailure!.length).toBeGreaterThanOrEqual(1);
+    expect((error!.cause as Error).name).toBe('DataError');
+  });
+});
+
 describe('least privilege per step', () => {
   /** "action bucket/suffix" for every S3 object statement of a role; ListBucket as "s3:ListBucket bucket?prefix". */
   function s3Grants(roleId: string): string[] {
