@@ -352,7 +352,8 @@ async function run(s3: S3Client, input: RunInput, options: PreprocessOptions, lo
     modelName: manifest.name,
     label: manifest.label,
     inputShape: layout.inputShape,
-    featureNames: layout.featureNames,
+    // A nested array field has no per-value names; listing the field's name would mislead.
+    ...(manifest.features.field === undefined ? { featureNames: layout.featureNames } : {}),
     ...(classNames ? { classNames } : {}),
     normalization: { mean: Array.from(mean), std: Array.from(std) },
     counts,

@@ -167,6 +167,7 @@ describe('preprocess: good data', () => {
     const result = await preprocess(fx.s3, input);
     const stats = await loadStats(fx.s3, DATA_BUCKET, input.runId);
     expect(result.inputShape).toEqual([2, 2, 1]);
+    expect(stats.featureNames).toBeUndefined();
     expect(result.classNames).toEqual(['0', '1', '2']);
     expect(stats.sources.map((s) => s.key)).toEqual([`datasets/${input.dataset}/data/a.jsonl`, `datasets/${input.dataset}/data/b.jsonl`]);
     const xShard = decodeNpy((await getBytes(fx.s3, { bucket: DATA_BUCKET, key: stats.shards.train[0].x })).body);
