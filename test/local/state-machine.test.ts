@@ -139,3 +139,47 @@ describe('LocalStateMachine', () => {
     expect(() => new LocalStateMachine({ name: 'x', definition: def, functions: {} })).toThrow(/Task state Work uses arn:aws:states:::sqs:sendMessage/);
   });
 });
+
+describe('LocalStateMachine with a Batch task', () => {
+  it('given a running training job, when aborted (Ctrl-C), then the job is stopped and the execution ends ABORTED', async () => {
+    const { LocalBatch } = await import('../../local/batch');
+    const { mkdtempSync: mkdtemp } = await import('node:fs');
+    const logs = mkdtemp(join(tmpdir(), 'dlops-abort-'));
+    let pid: number | undefined;
+    const batch = new LocalBatch({
+      entry: join(__dirname, 'fixtures', 'container.ts'),
+      cwd: process.cwd(),
+      localEnvironment: { MODE: 'hang', EPOCHS: '1' },
+      logDirectory: logs,
+      jobDefinition: () => ({ environment: {} }),
+      onLine: (line) => {
+        const match = / pid=(\d+)/.exec(line.line);
+        if (match) pid = Number(match[1]);
+      },
+      stopTimeoutSeconds: 1,
+    });
+    const definition = {
+      StartAt: 'Train',
+      States: {
+        Train: {
+          Type: 'Task',
+          Resource: 'arn:aws:states:::batch:submitJob.sync',
+          Parameters: { JobName: 'j', JobQueue: 'arn:aws:batch:us-east-1:000000000000:job-queue/q', JobDefinition: 'arn:aws:batch:us-east-1:000000000000:job-definition/d:1' },
+          End: true,
+        },
+      },
+    } as unknown as StateMachineDefinition;
+    const sm = new LocalStateMachine({ name: 'abort', definition, functions: {}, batch });
+    await sm.start('running', {});
+    const deadline = Date.now() + 20_000;
+    while (pid === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(pid).toBeDefined();
+    const stopping = Date.now();
+    await sm.abortAll();
+    expect(Date.now() - stopping).toBeLessThan(5_000);
+    expect(sm.describe('running')?.status).toBe('ABORTED');
+    // The container process is gone (signal 0 only tests for existence).
+    expect(() => process.kill(pid!, 0)).toThrow();
+    rmSync(logs, { recursive: true, force: true });
+  }, 30_000);
+});
