@@ -155,8 +155,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     writeFileSync(reportFile, (await getBytes(runtime.s3, { bucket: LOCAL_DATA_BUCKET, key: runKeys.report(submitted.runId) })).body);
     const onDisk = (bucket: string, key: string) => join(paths.s3, bucket, `${key}._S3rver_object`);
 
+    const evaluated = (record.output as { evaluate?: { metrics?: Record<string, number> } }).evaluate?.metrics;
     say('');
-    say(`held-out accuracy   ${(accuracy * 100).toFixed(1)}% (${correct}/${heldOut.length} digits the model never saw)`);
+    if (evaluated?.accuracy !== undefined) say(`test-split accuracy ${(evaluated.accuracy * 100).toFixed(1)}% (Evaluate step, ONNX Runtime on the 20% test split)`);
+    say(`held-out accuracy   ${(accuracy * 100).toFixed(1)}% (${correct}/${heldOut.length} digits outside the dataset, over HTTP)`);
     say(`latency per request p50 ${latencyMs.p50.toFixed(1)} ms   p90 ${latencyMs.p90.toFixed(1)} ms   p99 ${latencyMs.p99.toFixed(1)} ms (HTTP round trip on loopback)`);
     say(`model               ${registered.model} version ${registered.version}, aliases ${registered.aliases.join(', ') || '-'}`);
     say(`report              ${reportFile}  (s3://${LOCAL_DATA_BUCKET}/${runKeys.report(submitted.runId)})`);
