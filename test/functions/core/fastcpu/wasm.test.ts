@@ -59,13 +59,41 @@ it.each([
   expect(relativeError(wasm, cpu)).toBeLessThan(1e-5);
 });
 
+it.each([
+  { a: [7, 33], b: [33, 5], transposeA: false, transposeB: true },
+  { a: [33, 7], b: [33, 5], transposeA: true, transposeB: false },
+  { a: [2, 19, 6], b: [2, 19, 11], transposeA: true, transposeB: true },
+])('matmul with transposes on wasm agrees with stock cpu: %j', async ({ a, b, transposeA, transposeB }) => {
+  const av = values(a);
+  const bv = values(b);
+  const bShape = transposeB ? [...b.slice(0, -2), b[b.length - 1], b[b.length - 2]] : b;
+  const f = (at: tf.Tensor, bt: tf.Tensor): tf.Tensor => tf.matMul(at, bt, transposeA, transposeB);
+  const wasm = await on('wasm', [[av, a], [bv, bShape]], f);
+  const cpu = await on('cpu', [[av, a], [bv, bShape]], f);
+  expect(relativeError(wasm, cpu)).toBeLessThan(1e-5);
+});
+
+it('conv2d input gradient and bias-gradient sum on wasm agree with stock cpu', async () => {
+  const filter = [3, 3, 4, 6];
+  const dyShape = [2, 9, 9, 6];
+  const dy = values(dyShape);
+  const w = values(filter);
+  const dx = (dyt: tf.Tensor, wt: tf.Tensor): tf.Tensor =>
+    tf.engine().runKernel('Conv2DBackpropInput', { dy: dyt, filter: wt }, { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [2, 9, 9, 4] }) as tf.Tensor;
+  expect(relativeError(await on('wasm', [[dy, dyShape], [w, filter]], dx), await on('cpu', [[dy, dyShape], [w, filter]], dx))).toBeLessThan(1e-5);
+  const sum = (t: tf.Tensor): tf.Tensor => tf.sum(t, [0, 1, 2]);
+  expect(relativeError(await on('wasm', [[dy, dyShape]], sum), await on('cpu', [[dy, dyShape]], sum))).toBeLessThan(1e-5);
+});
+
 it('max-pool gradient on wasm agrees with stock cpu, ties included', async () => {
   const shape = [2, 9, 8, 3];
   const x = values(shape, true);
-  const f = (xt: tf.Tensor): tf.Tensor => tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, 2, 2, 'same').square().sum())(xt);
-  const wasm = await on('wasm', [[x, shape]], f);
-  const cpu = await on('cpu', [[x, shape]], f);
-  expect(relativeError(wasm, cpu)).toBeLessThan(1e-5);
+  for (const [size, stride] of [[2, 2], [3, 2]]) {
+    const f = (xt: tf.Tensor): tf.Tensor => tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, size, stride, 'same').square().sum())(xt);
+    const wasm = await on('wasm', [[x, shape]], f);
+    const cpu = await on('cpu', [[x, shape]], f);
+    expect(relativeError(wasm, cpu)).toBeLessThan(1e-5);
+  }
 });
 
 it('bridges a kernel the wasm backend lacks to the cpu kernel', async () => {
