@@ -25,11 +25,8 @@ export interface SynthOptions {
 /** Synthesizes the DlopsStack in-process and returns its template. */
 export function synthesizeTemplate(options: SynthOptions = {}): CfnTemplate {
   // Loaded here, not at module top: aws-cdk-lib is large and only needed when no template is given.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { App } = require('aws-cdk-lib') as typeof import('aws-cdk-lib');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { DlopsStack } = require('../lib/dlops-stack') as typeof import('../lib/dlops-stack');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { stackPropsFromContext } = require('../lib/context') as typeof import('../lib/context');
   const cdkJson = join(REPO_ROOT, 'cdk.json');
   const fileContext = existsSync(cdkJson) ? ((JSON.parse(readFileSync(cdkJson, 'utf8')) as { context?: Record<string, unknown> }).context ?? {}) : {};

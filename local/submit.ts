@@ -69,7 +69,6 @@ export function resolveTarget(options: TargetOptions = {}): SubmitTarget {
     );
   }
   // Loaded only for AWS: the default credential chain and region come from the environment.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { S3Client: Client } = require('@aws-sdk/client-s3') as typeof import('@aws-sdk/client-s3');
   return { s3: new Client({}), bucket, where: 'AWS', local: false };
 }
