@@ -29,7 +29,11 @@ const FAST_KERNELS: ReadonlyArray<readonly [string, FastKernel]> = [
   ['Sum', sum],
 ];
 
-/** What the 'wasm' backend lacks or runs slowly; everything else there is XNNPACK/SIMD and faster than ours. */
+/**
+ * What the 'wasm' backend lacks or runs slowly; everything else there is XNNPACK/SIMD and faster than ours.
+ * On 'wasm' each name first tries its XNNPACK formulation in wasm.ts (filter gradient and transposed matmuls as
+ * plain XNNPACK products, Identity without a copy), then the JavaScript kernel here, then the stock kernel.
+ */
 const WASM_KERNELS: ReadonlyArray<readonly [string, FastKernel]> = [
   ['Conv2DBackpropFilter', conv2dBackpropFilter],
   ['Conv2DBackpropInput', conv2dBackpropInput],
@@ -71,7 +75,7 @@ export type FastCpuBackend = 'wasm' | 'cpu';
 
 /**
  * The fastest training setup without libtensorflow: the WebAssembly backend with dlops's gradient kernels
- * (about 2-3x the fast pure-JS kernels on the seed network), else the 'cpu' backend with the fast kernels.
+ * (about 3x the fast pure-JS kernels on the seed network, bench/train-throughput.ts), else the 'cpu' backend with the fast kernels.
  * Selects the backend (tf.setBackend) and returns its name and the dlops kernels registered.
  * @param options.wasm false skips the WebAssembly backend. @default true
  */
