@@ -42,15 +42,33 @@ export function registerLocalCommands(program: Command): void {
       const stdio = redirectProcessOutput(paths.functionLog);
       const out = (line = '') => stdio.terminal.write(`${line}\n`);
       const reporter = new ConsoleReporter({ verbose: opts.verbose, out: stdio.terminal });
+      let apiUrl: string | undefined;
+      // After each run, where to look next: the model to call, the report, or the failure record.
+      const observer = {
+        onStarted: (record: Parameters<typeof reporter.onStarted>[0]) => reporter.onStarted(record),
+        onTransition: (...args: Parameters<typeof reporter.onTransition>) => reporter.onTransition(...args),
+        onJobLine: (line: Parameters<typeof reporter.onJobLine>[0]) => reporter.onJobLine(line),
+        onFinished: (record: Parameters<typeof reporter.onFinished>[0]) => {
+          reporter.onFinished(record);
+          const output = record.output as { register?: { model: string; version: string } } | undefined;
+          const runs = `s3://dlops-data/runs/${record.name}`;
+          if (output?.register) {
+            out(`  model ${output.register.model} version ${output.register.version}: POST ${apiUrl}/v2/models/${output.register.model}/infer`);
+            out(`  report ${runs}/report.html`);
+          } else if (record.status === 'SUCCEEDED') out(`  not promoted: see ${runs}/evaluation.json and ${runs}/report.html`);
+          else out(`  status ${runs}/status.json   logs ${paths.logs}`);
+        },
+      };
       let runtime: Awaited<ReturnType<typeof LocalRuntime.start>>;
       try {
         runtime = await LocalRuntime.start({
           stateDirectory: opts.stateDir,
           s3Port: opts.s3Port,
           apiPort: opts.apiPort,
-          observer: reporter,
+          observer,
           writeRuntimeFile: true,
         });
+        apiUrl = runtime.api?.url;
       } catch (error) {
         stdio.restore();
         throw error;

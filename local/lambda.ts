@@ -82,14 +82,26 @@ export class LocalLambda {
     };
     // The event crosses a JSON boundary in AWS; so does it here, so no handler sees shared objects.
     const event = JSON.parse(JSON.stringify(payload ?? null)) as unknown;
+    let timer: NodeJS.Timeout | undefined;
+    // Lambda stops a function at its timeout and Step Functions sees Sandbox.Timedout; in-process the
+    // handler cannot be stopped, so its result is ignored instead.
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new LambdaFunctionError('Sandbox.Timedout', `${new Date().toISOString()} ${requestId} Task timed out after ${(fn.timeoutSeconds ?? 900).toFixed(2)} seconds`, [])),
+        Math.min((fn.timeoutSeconds ?? 900) * 1000, 2 ** 31 - 1),
+      );
+    });
     try {
-      const result = await (await handler)(event, context);
+      const result = await Promise.race([(await handler)(event, context), timedOut]);
       return { payload: result === undefined ? null : (JSON.parse(JSON.stringify(result)) as unknown), requestId };
     } catch (error) {
+      if (error instanceof LambdaFunctionError) throw error;
       if (error instanceof Error) {
         throw new LambdaFunctionError(error.name || 'Error', error.message, (error.stack ?? '').split('\n'));
       }
       throw new LambdaFunctionError('Error', String(error), []);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -105,6 +105,7 @@ describe('dlops local up / submit', () => {
     expect(runId).toMatch(/^bad-[0-9a-f]{32}$/);
 
     await waitFor(`execution ${runId} FAILED`, 60_000);
+    await waitFor(`status s3://dlops-data/runs/${runId}/status.json`, 5_000);
     expect(upOutput).toContain('✗ Preprocess');
     expect(upOutput).toContain('→ RecordFailure');
   }, 120_000);

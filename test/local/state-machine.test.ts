@@ -112,6 +112,24 @@ describe('LocalStateMachine', () => {
     ]);
   });
 
+  it('given a handler past its function timeout, then the task fails with Sandbox.Timedout as in Lambda', async () => {
+    const recorded: unknown[] = [];
+    const sm = new LocalStateMachine({
+      name: 'timeout',
+      definition: definition(),
+      functions: {
+        Work: { name: FN, timeoutSeconds: 0.2, load: async () => (async () => new Promise((r) => setTimeout(() => r('late'), 1500))) as never },
+        Record: { name: `${FN}-record`, load: async () => (async (event: unknown) => recorded.push(event)) as never },
+      },
+      retryIntervalOverrides: { Work: 0 },
+    });
+    await sm.start('slow', { n: 1 });
+    const record = await sm.wait('slow');
+    expect(record.status).toBe('FAILED');
+    expect(record.error).toBe('Sandbox.Timedout');
+    expect(JSON.parse(record.cause!).errorMessage).toMatch(/Task timed out after 0\.20 seconds/);
+  });
+
   it('given a name already used, when started again, then nothing starts, also after a restart', async () => {
     const store = mkdtempSync(join(tmpdir(), 'dlops-sm-'));
     try {
