@@ -29,7 +29,7 @@ export function registerLocalCommands(program: Command): void {
     .option('--api-port <port>', 'inference API port on 127.0.0.1', port, DEFAULT_API_PORT)
     .option('--verbose', "also print the training container's log lines", false)
     .action(async (opts: { stateDir: string; s3Port: number; apiPort: number; verbose: boolean }) => {
-      const { LocalRuntime, statePaths } = await import('../local/runtime');
+      const { LocalRuntime, LOCAL_DATA_BUCKET, statePaths } = await import('../local/runtime');
       const { runningRuntime } = await import('../local/submit');
       const { ConsoleReporter } = await import('../local/reporter');
       const running = runningRuntime(opts.stateDir);
@@ -51,7 +51,7 @@ export function registerLocalCommands(program: Command): void {
         onFinished: (record: Parameters<typeof reporter.onFinished>[0]) => {
           reporter.onFinished(record);
           const output = record.output as { register?: { model: string; version: string } } | undefined;
-          const runs = `s3://dlops-data/runs/${record.name}`;
+          const runs = `s3://${LOCAL_DATA_BUCKET}/runs/${record.name}`;
           if (output?.register) {
             out(`  model ${output.register.model} version ${output.register.version}: POST ${apiUrl}/v2/models/${output.register.model}/infer`);
             out(`  report ${runs}/report.html`);
