@@ -87,8 +87,10 @@ export const relu: FastKernel = (args) => {
   const out = new Float32Array(xv.length);
   for (let i = 0; i < xv.length; i++) {
     const v = xv[i];
-    // (v + |v|) / 2 is v for v >= 0 and +0 otherwise, exactly; NaN stays NaN.
-    out[i] = (v + Math.abs(v)) * 0.5;
+    // (v + |v|) / 2 is v for v >= 0 and +0 otherwise, exactly; NaN stays NaN. Only -Infinity gives a wrong
+    // NaN (-inf + inf); the check behind the rare NaN predicts well.
+    const r = (v + Math.abs(v)) * 0.5;
+    out[i] = r !== r && v === Number.NEGATIVE_INFINITY ? 0 : r;
   }
   return args.backend.makeTensorInfo(x.shape.slice(), 'float32', out);
 };

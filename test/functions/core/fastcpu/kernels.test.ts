@@ -182,6 +182,16 @@ describe('max-pool gradient, 2x2 stride 2 (one-pass path)', () => {
   });
 });
 
+it('ReLU and Step keep the stock results for NaN, infinities and signed zeros', () => {
+  const x = tf.tensor1d([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0, 0, -2.5, 3.25]);
+  for (const [kernel, attrs] of [['Relu', {}], ['Step', { alpha: 0 }], ['Step', { alpha: 0.3 }]] as const) {
+    const stock = run(kernel, { x }, attrs, false).values;
+    const fast = run(kernel, { x }, attrs, true).values;
+    expect(Array.from(fast).map(String)).toEqual(Array.from(stock).map(String));
+  }
+  x.dispose();
+});
+
 describe('matmul kernels agree with stock', () => {
   it.each(Array.from({ length: 16 }, (_, i) => i))('random case %i', () => {
     const m = int(1, 40), n = int(1, 40), k = int(1, 300);
