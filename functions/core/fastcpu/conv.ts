@@ -13,49 +13,42 @@ type Rounding = 'floor' | 'round' | 'ceil' | undefined;
  * Only NHWC is handled; NCHW falls back to the stock kernel.
  */
 
-/** Fills P[npix, K] (K ordered ky, kx, ci like the filter's [kh, kw, inC, outC]) for image b; 0 outside the input. */
-function im2col(x: Float32Array, b: number, ci: Conv2DInfo, P: Float32Array): void {
+/**
+ * Fills P[npix, K] (K ordered ky, kx, ci like the filter's [kh, kw, inC, outC]) for image b; 0 outside the input.
+ * Written column by column: for one (ky, kx, ci) the valid output columns of a row are a single range, so the
+ * inner loop is a branch-free strided copy. Pixel by pixel, small filters spent most time on loop overhead.
+ */
+export function im2col(x: Float32Array, b: number, ci: Conv2DInfo, P: Float32Array): void {
   const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = ci;
   const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw, filterHeight: fh, filterWidth: fw } = ci;
   const top = ci.padInfo.top;
   const left = ci.padInfo.left;
   const K = fh * fw * C;
   const xBase = b * H * W * C;
-  let p = 0;
-  for (let oy = 0; oy < OH; oy++) {
-    const iy0 = oy * sh - top;
-    for (let ox = 0; ox < OW; ox++) {
-      const ix0 = ox * sw - left;
-      for (let ky = 0; ky < fh; ky++) {
-        const iy = iy0 + ky * dh;
-        if (iy < 0 || iy >= H) {
-          for (let t = 0; t < fw * C; t++) P[p + t] = 0;
-          p += fw * C;
-          continue;
-        }
-        const rowBase = xBase + iy * W * C;
-        if (dw === 1 && ix0 >= 0 && ix0 + fw <= W) {
-          // The whole filter row is inside the input: fw*C contiguous values, the common case.
-          const src = rowBase + ix0 * C;
-          const len = fw * C;
-          for (let t = 0; t < len; t++) P[p + t] = x[src + t];
-          p += len;
-          continue;
-        }
-        for (let kx = 0; kx < fw; kx++) {
-          const ix = ix0 + kx * dw;
-          if (ix < 0 || ix >= W) {
-            for (let t = 0; t < C; t++) P[p + t] = 0;
-          } else {
-            const src = rowBase + ix * C;
-            for (let t = 0; t < C; t++) P[p + t] = x[src + t];
+  const step = sw * C;
+  for (let ky = 0; ky < fh; ky++) {
+    for (let kx = 0; kx < fw; kx++) {
+      const off = kx * dw - left;
+      // Valid ox: 0 <= ox*sw + off < W.
+      const oxMin = Math.min(OW, Math.max(0, Math.ceil(-off / sw)));
+      const oxMax = Math.max(oxMin, Math.min(OW, Math.floor((W - 1 - off) / sw) + 1));
+      for (let c = 0; c < C; c++) {
+        const k = (ky * fw + kx) * C + c;
+        for (let oy = 0; oy < OH; oy++) {
+          const iy = oy * sh - top + ky * dh;
+          let p = oy * OW * K + k;
+          if (iy < 0 || iy >= H) {
+            for (let ox = 0; ox < OW; ox++, p += K) P[p] = 0;
+            continue;
           }
-          p += C;
+          for (let ox = 0; ox < oxMin; ox++, p += K) P[p] = 0;
+          let src = xBase + (iy * W + oxMin * sw + off) * C + c;
+          for (let ox = oxMin; ox < oxMax; ox++, p += K, src += step) P[p] = x[src];
+          for (let ox = oxMax; ox < OW; ox++, p += K) P[p] = 0;
         }
       }
     }
   }
-  if (p !== OH * OW * K) throw new Error(`im2col wrote ${p} values, expected ${OH * OW * K}`);
 }
 
 /** dx_b += scatter of dP[npix, K] back onto the input positions each patch came from. */

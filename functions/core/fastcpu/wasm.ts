@@ -1,5 +1,6 @@
 import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 import type { CpuBackend, FastKernel, KernelArgs, Tf } from './backend';
+import { im2col } from './conv';
 
 /**
  * The WebAssembly backend (@tensorflow/tfjs-backend-wasm: XNNPACK, SIMD) runs the forward ops and most gradients
@@ -134,8 +135,7 @@ export function conv2dBackpropFilterXnn(tf: Tf, params: Parameters<KernelFunc>[0
   const filterShape = attrs.filterShape as [number, number, number, number];
   const ci = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape,
     attrs.strides as [number, number], 1, attrs.pad as 'same' | 'valid', attrs.dimRoundingMode as 'floor' | undefined, false, 'channelsLast');
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: Co } = ci;
-  const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = ci;
+  const { batchSize: B, inChannels: C, outHeight: OH, outWidth: OW, outChannels: Co, filterHeight: fh, filterWidth: fw } = ci;
   const npix = B * OH * OW;
   const K = fh * fw * C;
   if (K * npix > MAX_PATCH_FLOATS || npix === 0) return null;
@@ -149,28 +149,8 @@ export function conv2dBackpropFilterXnn(tf: Tf, params: Parameters<KernelFunc>[0
   // Views after the allocation: it may grow the heap, which detaches views taken before.
   const P = backend.typedArrayFromHeap(patches) as Float32Array;
   const xv = backend.typedArrayFromHeap({ dataId: x.dataId, shape: x.shape, dtype: 'float32' }) as Float32Array;
-  const top = ci.padInfo.top;
-  const left = ci.padInfo.left;
-  let p = 0;
-  for (let b = 0; b < B; b++) {
-    for (let oy = 0; oy < OH; oy++) {
-      for (let ox = 0; ox < OW; ox++) {
-        for (let ky = 0; ky < fh; ky++) {
-          const iy = oy * sh + ky - top;
-          for (let kx = 0; kx < fw; kx++) {
-            const ix = ox * sw + kx - left;
-            if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
-              for (let c = 0; c < C; c++) P[p + c] = 0;
-            } else {
-              const src = ((b * H + iy) * W + ix) * C;
-              for (let c = 0; c < C; c++) P[p + c] = xv[src + c];
-            }
-            p += C;
-          }
-        }
-      }
-    }
-  }
+  const perImage = OH * OW * K;
+  for (let b = 0; b < B; b++) im2col(xv, b, ci, P.subarray(b * perImage, (b + 1) * perImage));
   let prod: TensorInfo | undefined;
   try {
     prod = runKernel(bmm, backend, { a: { ...dyT, shape: [1, Co, npix] }, b: { ...patches, shape: [1, npix, K] } },
