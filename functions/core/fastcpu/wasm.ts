@@ -165,6 +165,49 @@ export function conv2dBackpropFilterXnn(tf: Tf, params: Parameters<KernelFunc>[0
 }
 
 /**
+ * Conv2DBackpropInput for stride 1 as one XNNPACK convolution: dx is dy, padded by (filter - 1 - pad) on each
+ * side, correlated with the filter rotated by 180 degrees and its in/out channels swapped (W'[ky,kx,co,ci] =
+ * W[kh-1-ky, kw-1-kx, ci, co]). Other strides and layouts return null (the JavaScript kernel runs).
+ */
+export function conv2dBackpropInputXnn(tf: Tf, params: Parameters<KernelFunc>[0]): TensorInfo | null {
+  const { dy, filter } = params.inputs as { dy: TensorInfo; filter: TensorInfo };
+  const attrs = params.attrs ?? {};
+  const dataFormat = attrs.dataFormat as string | undefined;
+  const conv = wasmStock.get('Conv2D');
+  if ((dataFormat !== undefined && dataFormat !== 'NHWC') || dy.dtype !== 'float32' || filter.dtype !== 'float32' || conv === undefined) return null;
+  const inputShape = attrs.inputShape as [number, number, number, number];
+  const [fh, fw, cin, cout] = filter.shape;
+  const ci = tf.backend_util.computeConv2DInfo(inputShape, [fh, fw, cin, cout],
+    attrs.strides as [number, number], 1, attrs.pad as 'same' | 'valid', attrs.dimRoundingMode as 'floor' | undefined, false, 'channelsLast');
+  const { top, bottom, left, right } = ci.padInfo;
+  if (ci.strideHeight !== 1 || ci.strideWidth !== 1 || top > fh - 1 || bottom > fh - 1 || left > fw - 1 || right > fw - 1) return null;
+  const backend = params.backend as WasmFull;
+  const rotated = backend.makeOutput([fh, fw, cout, cin], 'float32');
+  const R = backend.typedArrayFromHeap(rotated) as Float32Array;
+  const Wv = backend.typedArrayFromHeap({ dataId: filter.dataId, shape: filter.shape, dtype: 'float32' }) as Float32Array;
+  for (let ky = 0; ky < fh; ky++) {
+    for (let kx = 0; kx < fw; kx++) {
+      const src = ((fh - 1 - ky) * fw + (fw - 1 - kx)) * cin * cout;
+      const dst = (ky * fw + kx) * cout * cin;
+      for (let i = 0; i < cin; i++) for (let o = 0; o < cout; o++) R[dst + o * cin + i] = Wv[src + i * cout + o];
+    }
+  }
+  try {
+    const dx = runKernel(conv, backend, { x: dy, filter: rotated }, {
+      strides: [1, 1], pad: [[0, 0], [fh - 1 - top, fh - 1 - bottom], [fw - 1 - left, fw - 1 - right], [0, 0]],
+      dataFormat: 'NHWC', dilations: [1, 1],
+    });
+    if (dx.shape.some((d, i) => d !== inputShape[i])) {
+      backend.disposeData(dx.dataId);
+      return null;
+    }
+    return dx;
+  } finally {
+    backend.disposeData(rotated.dataId);
+  }
+}
+
+/**
  * Identity shares the input's data (reference count up) as the 'cpu' backend and the wasm Reshape do, instead
  * of copying it: training runs Identity on every gradient and variable each step.
  */
@@ -178,6 +221,7 @@ function identityShared(_tf: Tf, params: Parameters<KernelFunc>[0]): TensorInfo 
 /** Kernels that run as XNNPACK work on the wasm heap (or need no work); null falls through to the next kernel. */
 const XNN_KERNELS: Record<string, (tf: Tf, params: Parameters<KernelFunc>[0]) => TensorInfo | null> = {
   Conv2DBackpropFilter: conv2dBackpropFilterXnn,
+  Conv2DBackpropInput: conv2dBackpropInputXnn,
   BatchMatMul: batchMatMulXnn,
   Identity: identityShared,
 };

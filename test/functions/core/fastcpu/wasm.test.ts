@@ -73,14 +73,24 @@ it.each([
   expect(relativeError(wasm, cpu)).toBeLessThan(1e-5);
 });
 
-it('conv2d input gradient and bias-gradient sum on wasm agree with stock cpu', async () => {
-  const filter = [3, 3, 4, 6];
-  const dyShape = [2, 9, 9, 6];
-  const dy = values(dyShape);
+it.each([
+  { inputShape: [2, 9, 9, 4], filter: [3, 3, 4, 6], strides: 1, pad: 'same' as const },
+  { inputShape: [3, 10, 7, 2], filter: [2, 4, 2, 5], strides: 1, pad: 'same' as const },
+  { inputShape: [2, 11, 8, 3], filter: [3, 2, 3, 4], strides: 1, pad: 'valid' as const },
+  { inputShape: [2, 11, 8, 3], filter: [3, 3, 3, 4], strides: 2, pad: 'same' as const },
+])('conv2d input gradient on wasm agrees with stock cpu: %j', async ({ inputShape, filter, strides, pad }) => {
+  const info = tf.backend_util.computeConv2DInfo(inputShape as [number, number, number, number], filter as [number, number, number, number], strides, 1, pad);
+  const dy = values(info.outShape);
   const w = values(filter);
   const dx = (dyt: tf.Tensor, wt: tf.Tensor): tf.Tensor =>
-    tf.engine().runKernel('Conv2DBackpropInput', { dy: dyt, filter: wt }, { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [2, 9, 9, 4] }) as tf.Tensor;
-  expect(relativeError(await on('wasm', [[dy, dyShape], [w, filter]], dx), await on('cpu', [[dy, dyShape], [w, filter]], dx))).toBeLessThan(1e-5);
+    tf.engine().runKernel('Conv2DBackpropInput', { dy: dyt, filter: wt }, { strides, pad, dataFormat: 'NHWC', inputShape }) as tf.Tensor;
+  const inputs: Array<[Float32Array, number[]]> = [[dy, info.outShape], [w, filter]];
+  expect(relativeError(await on('wasm', inputs, dx), await on('cpu', inputs, dx))).toBeLessThan(1e-5);
+});
+
+it('bias-gradient sum on wasm agrees with stock cpu', async () => {
+  const dyShape = [2, 9, 9, 6];
+  const dy = values(dyShape);
   const sum = (t: tf.Tensor): tf.Tensor => tf.sum(t, [0, 1, 2]);
   expect(relativeError(await on('wasm', [[dy, dyShape]], sum), await on('cpu', [[dy, dyShape]], sum))).toBeLessThan(1e-5);
 });
