@@ -218,6 +218,12 @@ function identityShared(_tf: Tf, params: Parameters<KernelFunc>[0]): TensorInfo 
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
+/*
+ * MaxPoolGrad stays in JavaScript: the wasm MaxPoolWithArgmax kernel would give the argmax for free, but it
+ * breaks ties differently from the stock kernels (measured: tens of mismatches on ReLU outputs of a few hundred
+ * elements), and after a ReLU ties are the rule.
+ */
+
 /** Kernels that run as XNNPACK work on the wasm heap (or need no work); null falls through to the next kernel. */
 const XNN_KERNELS: Record<string, (tf: Tf, params: Parameters<KernelFunc>[0]) => TensorInfo | null> = {
   Conv2DBackpropFilter: conv2dBackpropFilterXnn,

@@ -95,13 +95,24 @@ it('bias-gradient sum on wasm agrees with stock cpu', async () => {
   expect(relativeError(await on('wasm', [[dy, dyShape]], sum), await on('cpu', [[dy, dyShape]], sum))).toBeLessThan(1e-5);
 });
 
-it('max-pool gradient on wasm agrees with stock cpu, ties included', async () => {
+it('max-pool gradient on wasm agrees with stock cpu: ties, NaN, -Infinity', async () => {
   const shape = [2, 9, 8, 3];
   const x = values(shape, true);
-  for (const [size, stride] of [[2, 2], [3, 2]]) {
-    const f = (xt: tf.Tensor): tf.Tensor => tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, size, stride, 'same').square().sum())(xt);
-    const wasm = await on('wasm', [[x, shape]], f);
-    const cpu = await on('cpu', [[x, shape]], f);
+  x[5] = Number.NaN;
+  x[40] = Number.NEGATIVE_INFINITY;
+  for (const [size, stride] of [[2, 2], [3, 2], [2, 1]]) {
+    const pad = 'same' as const;
+    const info = tf.backend_util.computePool2DInfo(shape as [number, number, number, number], size, stride, 1, pad);
+    const dy = values(info.outShape);
+    const attrs = { filterSize: size, strides: stride, pad };
+    const f = (xt: tf.Tensor, dyt: tf.Tensor): tf.Tensor => {
+      const output = tf.engine().runKernel('MaxPool', { x: xt }, attrs) as tf.Tensor;
+      return tf.engine().runKernel('MaxPoolGrad', { dy: dyt, input: xt, output }, attrs) as tf.Tensor;
+    };
+    const inputs: Array<[Float32Array, number[]]> = [[x, shape], [dy, info.outShape]];
+    const wasm = await on('wasm', inputs, f);
+    const cpu = await on('cpu', inputs, f);
+    expect(Array.from(wasm).some((v) => Number.isNaN(v))).toBe(false);
     expect(relativeError(wasm, cpu)).toBeLessThan(1e-5);
   }
 });
