@@ -106,7 +106,8 @@ function batchMatMulXnn(tf: Tf, params: Parameters<KernelFunc>[0]): TensorInfo |
   const transposeA = attrs.transposeA === true;
   const transposeB = attrs.transposeB === true;
   const bmm = wasmStock.get('BatchMatMul');
-  if ((!transposeA && !transposeB) || bmm === undefined || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
+  if (bmm === undefined || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
+  if (!transposeA && !transposeB) return bmm(params) as TensorInfo;
   const backend = params.backend as WasmFull;
   const a2 = transposeA ? transposeLastTwo(tf, backend, a) : a;
   const b2 = transposeB ? transposeLastTwo(tf, backend, b) : b;
