@@ -5,9 +5,10 @@ import { im2col } from './conv';
 /**
  * The WebAssembly backend (@tensorflow/tfjs-backend-wasm: XNNPACK, SIMD) runs the forward ops and most gradients
  * several times faster than pure JavaScript, but cannot train a CNN: it has no Conv2DBackpropFilter, and its
- * MaxPoolGrad is a naive loop. dlops registers its JavaScript kernels for those on 'wasm', reading and writing
- * the wasm heap directly, and bridges every other kernel 'wasm' lacks to the stock 'cpu' kernel (copying the
- * tensors across), so no training graph fails for want of a kernel.
+ * MaxPoolGrad, Conv2DBackpropInput and transposed matmuls are naive loops. dlops recasts the filter gradient, the
+ * stride-1 input gradient and the transposed matmuls as plain XNNPACK products/convolutions, runs its JavaScript
+ * kernels on the wasm heap for the rest (MaxPoolGrad, Sum, other strides), and bridges every kernel 'wasm' lacks
+ * to the stock 'cpu' kernel (copying the tensors across), so no training graph fails for want of a kernel.
  */
 const WASM = 'wasm';
 
