@@ -5,7 +5,7 @@
  */
 import type { Task } from '../core/contracts';
 import { ManifestError } from '../core/errors';
-import type { TrainingSpec } from '../core/manifest';
+import { MANIFEST_DEFAULTS, type TrainingSpec } from '../core/manifest';
 
 export type OptimizerName = 'adam' | 'sgd' | 'rmsprop';
 
@@ -50,7 +50,8 @@ export interface TrainingOptions {
   readonly seed: number;
 }
 
-export const TRAINING_DEFAULTS = { epochs: 5, batchSize: 64, learningRate: 1e-3, optimizer: 'adam' as OptimizerName } as const;
+/** One source of truth: the manifest's defaults (a manifest read without parseManifest still gets them). */
+export const TRAINING_DEFAULTS: { epochs: number; batchSize: number; learningRate: number; optimizer: OptimizerName } = MANIFEST_DEFAULTS.training;
 
 function integerAtLeast(field: string, value: unknown, min: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {

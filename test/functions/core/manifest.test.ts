@@ -21,7 +21,7 @@ describe('parseManifest', () => {
       ...minimal,
       features: {},
       split: { validation: 0.1, test: 0.2, seed: 42 },
-      training: { epochs: 10, batchSize: 32, learningRate: 0.001, optimizer: 'adam', seed: 42 },
+      training: { epochs: 5, batchSize: 64, learningRate: 0.001, optimizer: 'adam', seed: 42 },
       promotion: { metric: 'accuracy', minImprovement: 0, alias: 'production' },
     });
     expect(parseManifest({ ...minimal, task: 'regression' }).promotion.metric).toBe(MANIFEST_DEFAULTS.promotion.regression.metric);

@@ -1,4 +1,5 @@
-import { getJson, getJsonIfExists, listChildren, listObjects, putJson, deletePrefix } from '../../../functions/core/s3';
+import { Readable } from 'node:stream';
+import { getBytes, getJson, getJsonIfExists, putBytes, listChildren, listObjects, putJson, deletePrefix } from '../../../functions/core/s3';
 import { NotFoundError } from '../../../functions/core/errors';
 import { DATA_BUCKET, localS3Fixture, type S3Fixture } from '../../support/local-s3';
 
@@ -33,5 +34,13 @@ describe('core/s3 against the local S3 server', () => {
     expect(await deletePrefix(fx.s3, DATA_BUCKET, 'del/')).toBe(1);
     expect(await listObjects(fx.s3, DATA_BUCKET, 'del/')).toEqual([]);
     expect(await listObjects(fx.s3, DATA_BUCKET, 'keep/')).toHaveLength(1);
+  });
+
+  test('a streamed body is stored byte for byte (no aws-chunked framing)', async () => {
+    const bytes = Buffer.alloc(300_000, 7);
+    bytes.write('dlops', 1234);
+    await putBytes(fx.s3, { bucket: DATA_BUCKET, key: 'stream/a.bin' }, Readable.from([bytes.subarray(0, 100_000), bytes.subarray(100_000)]), {});
+    const { body } = await getBytes(fx.s3, { bucket: DATA_BUCKET, key: 'stream/a.bin' });
+    expect(Buffer.from(body).equals(bytes)).toBe(true);
   });
 });
