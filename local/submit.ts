@@ -19,7 +19,7 @@ export interface SubmitTarget {
   readonly bucket: string;
   /** Human-readable: "local runtime at http://127.0.0.1:4568" or "AWS". */
   readonly where: string;
-  /** A local S3 server (s3rver stores aws-chunked stream uploads verbatim: send bodies whole). */
+  /** Whether the target is a local S3 server. */
   readonly local: boolean;
 }
 
@@ -140,9 +140,8 @@ export async function submitDataset(target: SubmitTarget, options: SubmitOptions
   for (const { file, name } of data) {
     const key = `${datasetKeys.dataPrefix(options.dataset)}${name}`;
     const size = statSync(file).size;
-    // To S3 a stream (no file held in memory); the SDK sends it aws-chunked, which s3rver would store as is.
-    const body = target.local ? readFileSync(file) : createReadStream(file);
-    await target.s3.send(new PutObjectCommand({ Bucket: target.bucket, Key: key, Body: body, ContentLength: size }));
+    // Streamed: a data file is never held in memory whole.
+    await target.s3.send(new PutObjectCommand({ Bucket: target.bucket, Key: key, Body: createReadStream(file), ContentLength: size }));
     options.onUpload?.(key, size);
     dataKeys.push(key);
   }
