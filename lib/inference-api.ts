@@ -221,6 +221,7 @@ export class InferenceApi extends Construct {
       });
 
     const v2 = this.api.root.addResource('v2');
+    get(v2);
     const health = v2.addResource('health');
     get(health.addResource('live'));
     get(health.addResource('ready'));
@@ -228,11 +229,16 @@ export class InferenceApi extends Construct {
     get(model, ['name']);
     get(model.addResource('ready'), ['name']);
     post(model.addResource('infer'), v2Request, ['name']);
-    post(model.addResource('versions').addResource('{version}').addResource('infer'), v2Request, ['name', 'version']);
+    const version = model.addResource('versions').addResource('{version}');
+    get(version, ['name', 'version']);
+    get(version.addResource('ready'), ['name', 'version']);
+    post(version.addResource('infer'), v2Request, ['name', 'version']);
     // A path part cannot mix a parameter with literal text ("{name}:predict"), so TF Serving's
-    // route is a greedy proxy; the handler parses "<name>:predict" from pathParameters.proxy.
+    // routes are a greedy proxy; the handler parses "<name>:predict" from pathParameters.proxy.
     // https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-method-settings-method-request.html#api-gateway-proxy-resource
-    post(this.api.root.addResource('v1').addResource('models').addResource('{proxy+}'), v1Request, ['proxy']);
+    const v1Model = this.api.root.addResource('v1').addResource('models').addResource('{proxy+}');
+    post(v1Model, v1Request, ['proxy']);
+    get(v1Model, ['proxy']);
 
     if (auth === 'apiKey') {
       this.usagePlan = this.api.addUsagePlan('UsagePlan', {

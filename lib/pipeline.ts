@@ -40,6 +40,7 @@ export const NON_RETRYABLE_ERRORS = [
   'NotFoundError',
   'ConflictError',
   'IntegrityError',
+  'BadRequestError',
 ];
 
 /** The wildcard for the EventBridge rule; the trigger still checks the exact key shape. */

@@ -38,12 +38,16 @@ describe('routes', () => {
   test('are the Open Inference Protocol v2 routes and TF Serving predict (as a greedy proxy)', () => {
     expect(routes(json)).toEqual(
       [
+        'GET /v2',
         'GET /v2/health/live',
         'GET /v2/health/ready',
         'GET /v2/models/{name}',
         'GET /v2/models/{name}/ready',
         'POST /v2/models/{name}/infer',
+        'GET /v2/models/{name}/versions/{version}',
+        'GET /v2/models/{name}/versions/{version}/ready',
         'POST /v2/models/{name}/versions/{version}/infer',
+        'GET /v1/models/{proxy+}',
         'POST /v1/models/{proxy+}',
       ].sort(),
     );
@@ -51,7 +55,7 @@ describe('routes', () => {
 
   test('every method is IAM-authorized and proxies to the inference function', () => {
     const methods = Object.values(json.Resources).filter((r) => r.Type === 'AWS::ApiGateway::Method');
-    expect(methods).toHaveLength(7);
+    expect(methods).toHaveLength(11);
     for (const m of methods) {
       expect(m.Properties!.AuthorizationType).toBe('AWS_IAM');
       expect(m.Properties!.Integration.Type).toBe('AWS_PROXY');
