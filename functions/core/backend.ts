@@ -81,6 +81,7 @@ export async function chooseTf(options: LoadTfOptions = {}): Promise<LoadedTf> {
   }
   // A static import, so bundlers include the pure-JS fallback that Lambda runs on.
   const tf = tfjs;
+  quietCpuBanner(tf);
   if (options.wasm === true) {
     const fast = await enableFastCpuTraining(tf, { wasm: true });
     return { tf, backend: fast.backend, kernels: fast.kernels, skipped: [...skipped, ...fast.skipped] };
@@ -89,6 +90,15 @@ export async function chooseTf(options: LoadTfOptions = {}): Promise<LoadedTf> {
   await tf.ready();
   const { kernels } = enableFastCpuKernels(tf);
   return { tf, backend: 'cpu', kernels, skipped };
+}
+
+/**
+ * The pure-JS backend prints "install our node backend" on its first write. dlops has already
+ * tried the native backends and logs its choice and the reasons, so the banner only misleads.
+ */
+function quietCpuBanner(tf: Tf): void {
+  const cpu = tf.findBackend('cpu') as { firstUse?: boolean } | null;
+  if (cpu !== null && cpu.firstUse === true) cpu.firstUse = false;
 }
 
 let loaded: Promise<LoadedTf> | undefined;
