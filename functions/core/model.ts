@@ -6,21 +6,12 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { Task } from './contracts';
 import { ManifestError, UnsupportedLayerError } from './errors';
-import type { Activation, LayerSpec, LayerType, Pair } from './manifest';
+import { LAYER_TYPES, type Activation, type LayerSpec, type LayerType, type Pair } from './manifest';
 
 type Tf = typeof tfTypes;
 
-export const SUPPORTED_LAYERS: readonly LayerType[] = [
-  'dense',
-  'conv2d',
-  'maxPooling2d',
-  'averagePooling2d',
-  'flatten',
-  'dropout',
-  'batchNormalization',
-  'globalAveragePooling2d',
-  'activation',
-];
+/** What the builder (and the manifest schema) accept: one list, kept in manifest.ts. */
+export const SUPPORTED_LAYERS: readonly LayerType[] = LAYER_TYPES;
 
 const ACTIVATIONS: readonly Activation[] = ['linear', 'relu', 'relu6', 'sigmoid', 'tanh', 'softmax', 'elu', 'selu', 'softplus'];
 

@@ -21,6 +21,7 @@ import { decodeNpy, encodeNpy } from '../core/npy';
 import { SPLITS, type PreparedStats, type ShardRef, type SplitName } from '../core/prepared';
 import { deletePrefix, getBytes, getStream, listObjects, putBytes, putJson } from '../core/s3';
 import { csvRows, jsonlRows, type FeatureLayout, type LayoutState, type Row } from './rows';
+import { seededRandom } from '../core/random';
 
 export interface PreprocessOptions {
   /**
@@ -44,18 +45,6 @@ const SPLIT_OF_CODE: readonly SplitName[] = ['train', 'validation', 'test'];
 interface DataFile {
   readonly key: string;
   readonly etag: string;
-}
-
-/** mulberry32: a small, fast, seedable PRNG; the split only needs to be reproducible. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

@@ -6,6 +6,7 @@
 import type { Task } from '../core/contracts';
 import { ManifestError } from '../core/errors';
 import { MANIFEST_DEFAULTS, type TrainingSpec } from '../core/manifest';
+import { seededRandom } from '../core/random';
 
 export type OptimizerName = 'adam' | 'sgd' | 'rmsprop';
 
@@ -145,18 +146,6 @@ export function shouldStopEarly(history: readonly EpochRecord[], rule: EarlyStop
     }
   }
   return history.length - 1 - bestIndex >= rule.patience;
-}
-
-/** mulberry32: a small, well-mixed 32-bit PRNG, so shuffles repeat across processes and resumes. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The row order of an epoch: a Fisher-Yates shuffle seeded by (seed, epoch). */

@@ -4,7 +4,7 @@ import { preparedKeys, runKeys } from '../../../functions/core/layout';
 import type { DatasetManifest } from '../../../functions/core/manifest';
 import { getJson, listObjects, putJson } from '../../../functions/core/s3';
 import { loadModelFromS3 } from '../../../functions/core/tfjs-io';
-import { seededRandom } from '../../../functions/train/options';
+import { seededRandom } from '../../../functions/core/random';
 import { trainRun, type TrainEvent, type TrainHistory } from '../../../functions/train/train';
 import { DATA_BUCKET, localS3Fixture, type S3Fixture } from '../../support/local-s3';
 import { writePrepared, type RawSplit } from './prepared-fixture';
