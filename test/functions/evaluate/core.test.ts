@@ -1,4 +1,3 @@
-/** @jest-environment ./test/functions/core/onnx/ort-environment.js */
 import { DataError } from '../../../functions/core/errors';
 import type { RunState } from '../../../functions/core/contracts';
 import { modelKeys, runKeys } from '../../../functions/core/layout';

@@ -1,4 +1,3 @@
-/** @jest-environment ./test/functions/core/onnx/ort-environment.js */
 /**
  * Evaluate on what the pipeline really produces: MNIST digits preprocessed, trained by
  * functions/train, exported by functions/export, then evaluated from the ONNX file.

@@ -1,4 +1,3 @@
-/** @jest-environment ./test/functions/core/onnx/ort-environment.js */
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import * as protobuf from 'protobufjs';

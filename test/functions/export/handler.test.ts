@@ -1,4 +1,3 @@
-/** @jest-environment ./test/functions/core/onnx/ort-environment.js */
 import * as tf from '@tensorflow/tfjs';
 import { preparedKeys, runKeys } from '../../../functions/core/layout';
 import { encodeNpy } from '../../../functions/core/npy';

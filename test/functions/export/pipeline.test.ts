@@ -1,4 +1,3 @@
-/** @jest-environment ./test/functions/core/onnx/ort-environment.js */
 import * as ort from 'onnxruntime-node';
 import { loadTf } from '../../../functions/core/backend';
 import { runKeys } from '../../../functions/core/layout';

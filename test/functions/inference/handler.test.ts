@@ -1,4 +1,3 @@
-/** @jest-environment ./test/functions/core/onnx/ort-environment.js */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

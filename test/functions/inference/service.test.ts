@@ -1,4 +1,3 @@
-/** @jest-environment ./test/functions/core/onnx/ort-environment.js */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { PutObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';

@@ -1,4 +1,3 @@
-/** @jest-environment ./test/functions/core/onnx/ort-environment.js */
 import { randomBytes } from 'node:crypto';
 import type { RunState } from '../../../functions/core/contracts';
 import { rawAesKeyring } from '../../../functions/core/crypto';

@@ -1,4 +1,3 @@
-/** @jest-environment ./test/functions/core/onnx/ort-environment.js */
 import * as tf from '@tensorflow/tfjs';
 import { enableFastCpuKernels } from '../../../../functions/core/fastcpu';
 import { buildModel } from '../../../../functions/core/model';

@@ -1,4 +1,3 @@
-/** @jest-environment ./test/functions/core/onnx/ort-environment.js */
 import * as tf from '@tensorflow/tfjs';
 import { ParityError } from '../../../../functions/core/errors';
 import { checkParity, DEFAULT_TOLERANCE, encodeModel, exportLayersModel, maxAbsDiff, measureParity, type ModelProto } from '../../../../functions/core/onnx';

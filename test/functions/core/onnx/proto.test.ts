@@ -1,4 +1,3 @@
-/** @jest-environment ./test/functions/core/onnx/ort-environment.js */
 import * as protobuf from 'protobufjs';
 import * as ort from 'onnxruntime-node';
 import { encodeModel, floatTensor, int64Tensor, DataType, type ModelProto } from '../../../../functions/core/onnx/proto';

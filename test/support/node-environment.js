@@ -1,12 +1,11 @@
 /**
- * Jest environment for tests that run onnxruntime-node.
+ * The Jest environment of every test (jest.config.js), made for onnxruntime-node.
  *
  * Jest runs each test file in its own vm realm with its own typed-array constructors, but
  * onnxruntime-node's native binding returns outputs built in the main realm, and
  * onnxruntime-common then rejects them (`A float32 tensor's data must be type of function
  * Float32Array()`), because `instanceof` crosses realms. Handing the test realm the main
- * realm's constructors makes both sides agree. Use it with a docblock at the top of a test:
- *   /** @jest-environment ./test/functions/core/onnx/ort-environment.js *\/
+ * realm's constructors makes both sides agree.
  */
 const { TestEnvironment } = require('jest-environment-node');
 
