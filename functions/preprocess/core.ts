@@ -266,10 +266,15 @@ export async function preprocess(s3: S3Client, input: RunInput, options: Preproc
   }
 }
 
+/** S3 returns ETags quoted; EventBridge events carry them bare. */
+function unquote(etag: string): string {
+  return etag.replace(/^"|"$/g, '');
+}
+
 async function run(s3: S3Client, input: RunInput, options: PreprocessOptions, log: typeof logger): Promise<PreprocessResult> {
   const bucket = input.bucket;
   const { body: manifestBytes, etag: manifestETag } = await getBytes(s3, { bucket, key: input.manifestKey });
-  if (input.manifestETag && manifestETag && input.manifestETag !== manifestETag) {
+  if (input.manifestETag && manifestETag && unquote(input.manifestETag) !== unquote(manifestETag)) {
     log.warn('dataset.json changed after this run started; using the current version', { started: input.manifestETag, current: manifestETag });
   }
   const manifestHash = createHash('sha256').update(manifestBytes).digest('hex');

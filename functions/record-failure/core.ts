@@ -20,10 +20,30 @@ export function causeMessage(cause: string | undefined): string | undefined {
     if (parsed && typeof parsed === 'object' && typeof (parsed as { errorMessage?: unknown }).errorMessage === 'string') {
       return (parsed as { errorMessage: string }).errorMessage;
     }
+    const job = batchJobFailure(parsed);
+    if (job !== undefined) return job;
   } catch {
     // Not JSON (a Batch status reason, a States.* cause): keep it as it is.
   }
   return cause;
+}
+
+/**
+ * A failed Batch job as submitJob.sync reports it (the DescribeJobs job): its exit code and the
+ * container's reason, which for the training container is its last `{"event":"error"}` line.
+ */
+function batchJobFailure(parsed: unknown): string | undefined {
+  const job = parsed as { JobName?: unknown; StatusReason?: unknown; Container?: { ExitCode?: unknown; Reason?: unknown } } | null;
+  if (job === null || typeof job !== 'object' || typeof job.JobName !== 'string' || typeof job.StatusReason !== 'string') return undefined;
+  const exitCode = typeof job.Container?.ExitCode === 'number' ? ` with exit code ${job.Container.ExitCode}` : '';
+  let reason = typeof job.Container?.Reason === 'string' ? job.Container.Reason : job.StatusReason;
+  try {
+    const line = JSON.parse(reason) as { event?: unknown; name?: unknown; message?: unknown };
+    if (line.event === 'error' && typeof line.message === 'string') reason = `${String(line.name ?? 'Error')}: ${line.message}`;
+  } catch {
+    // A plain reason ("Essential container in task exited", "Host EC2 ... terminated").
+  }
+  return `Training job ${job.JobName} failed${exitCode}: ${reason}`;
 }
 
 /** Writes `runs/<executionName>/status.json` (state FAILED) in the data bucket and returns the status and its key. */

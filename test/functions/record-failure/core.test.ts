@@ -79,6 +79,18 @@ describe('causeMessage', () => {
   test('keeps text that is not a Lambda error JSON', () => {
     expect(causeMessage('{"foo":1}')).toBe('{"foo":1}');
     expect(causeMessage('plain')).toBe('plain');
+  });
+
+  test('a failed Batch job (submitJob.sync cause) becomes its exit code and the container\'s error line', () => {
+    const job = {
+      JobName: 'digits-abc',
+      Status: 'FAILED',
+      StatusReason: 'Essential container in task exited',
+      Container: { ExitCode: 2, Reason: JSON.stringify({ event: 'error', name: 'ManifestError', message: 'model[0] (dense) needs a flat input' }) },
+    };
+    expect(causeMessage(JSON.stringify(job))).toBe('Training job digits-abc failed with exit code 2: ManifestError: model[0] (dense) needs a flat input');
+    const reclaimed = { JobName: 'digits-abc', StatusReason: 'Host EC2 (instance i-1) terminated.' };
+    expect(causeMessage(JSON.stringify(reclaimed))).toBe('Training job digits-abc failed: Host EC2 (instance i-1) terminated.');
     expect(causeMessage(undefined)).toBeUndefined();
   });
 });
