@@ -27,6 +27,19 @@ export const SEED_NETWORK: LayerSpec[] = [
 ];
 
 /**
+ * Every digit of the package in class-interleaved order (0,1,...,9,0,1,...); once a class runs
+ * out, the others go on, so all 10,000 are included.
+ */
+export function allDigits(): Digit[] {
+  const out: Digit[] = [];
+  const longest = Math.max(...mnist.map((c) => c.length));
+  for (let i = 0; i < longest; i++) {
+    for (let label = 0; label < 10; label++) if (i < mnist[label].length) out.push({ label, pixels: mnist[label].get(i) });
+  }
+  return out;
+}
+
+/**
  * `count` digits from position `offset` of the class-interleaved order (0,1,...,9,0,1,...),
  * so any slice is deterministic and close to balanced, and two slices never share a digit.
  */

