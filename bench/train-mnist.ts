@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { localS3Client } from '../functions/core/aws';
 import { loadTf } from '../functions/core/backend';
 import type { LayerSpec } from '../functions/core/manifest';
+import { seedNetwork } from '../functions/core/model';
 import { loadShard } from '../functions/core/prepared';
 import { loadModelFromS3 } from '../functions/core/tfjs-io';
 import { TRAINING_BACKEND, trainRun, type TrainEvent } from '../functions/train/train';
@@ -35,12 +36,7 @@ function arg(name: string, fallback: string): string {
 const NETWORKS: Record<string, { inputShape: number[]; layers: LayerSpec[]; target: number }> = {
   seed: {
     inputShape: [28, 28, 1],
-    layers: [
-      { type: 'conv2d', filters: 32, kernelSize: 3, activation: 'relu' },
-      { type: 'maxPooling2d', poolSize: 2 },
-      { type: 'flatten' },
-      { type: 'dense', units: 10, activation: 'softmax' },
-    ],
+    layers: seedNetwork(10),
     target: 0.948,
   },
   mlp: {

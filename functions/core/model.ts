@@ -42,6 +42,16 @@ export interface BuildModelProps {
   readonly seed?: number;
 }
 
+/** The seed example's network: conv2d 32 3x3 relu, maxPooling 2, flatten, dense `classes` softmax. */
+export function seedNetwork(classes: number): LayerSpec[] {
+  return [
+    { type: 'conv2d', filters: 32, kernelSize: 3, activation: 'relu' },
+    { type: 'maxPooling2d', poolSize: 2 },
+    { type: 'flatten' },
+    { type: 'dense', units: classes, activation: 'softmax' },
+  ];
+}
+
 /**
  * The default network for a task and input shape:
  * an image [h, w, c] -> conv2d 32 3x3 relu, maxPooling 2, flatten, dense N softmax (the seed network);
@@ -53,14 +63,7 @@ export function defaultLayers(task: Task, inputShape: readonly number[], numClas
     return [...head, { type: 'dense', units: 64, activation: 'relu' }, { type: 'dense', units: 64, activation: 'relu' }, { type: 'dense', units: 1 }];
   }
   const classes = requireClasses(numClasses);
-  if (inputShape.length === 3) {
-    return [
-      { type: 'conv2d', filters: 32, kernelSize: 3, activation: 'relu' },
-      { type: 'maxPooling2d', poolSize: 2 },
-      { type: 'flatten' },
-      { type: 'dense', units: classes, activation: 'softmax' },
-    ];
-  }
+  if (inputShape.length === 3) return seedNetwork(classes);
   const head: LayerSpec[] = inputShape.length > 1 ? [{ type: 'flatten' }] : [];
   return [...head, { type: 'dense', units: 128, activation: 'relu' }, { type: 'dense', units: classes, activation: 'softmax' }];
 }
