@@ -11,8 +11,9 @@ import { decidePromotion, type Champion, type PromotionDecision } from '../core/
 import { modelKeys, preparedKeys, runKeys } from '../core/layout';
 import { logger } from '../core/logger';
 import { parseManifest, type ResolvedManifest } from '../core/manifest';
+import { INPUT_NAME, OUTPUT_NAME, runOnnxSession } from '../core/onnx';
 import { classificationMetrics, regressionMetrics, scalarMetrics, type EvaluationMetrics } from '../core/metrics';
-import { featureCount, iterateSplit, loadStats, type PreparedStats } from '../core/prepared';
+import { iterateSplit, loadStats, type PreparedStats } from '../core/prepared';
 import { parseHistory, renderReport } from '../core/report';
 import { getBytes, getJson, getJsonIfExists, putBytes, putJson } from '../core/s3';
 
@@ -41,35 +42,26 @@ export interface EvaluationRecord {
   readonly evaluatedAt: string;
 }
 
-const INPUT = 'input';
-const OUTPUT = 'output';
-
 /** ONNX Runtime over the test shards, one shard in memory at a time; returns the flat outputs. */
 export async function predictSplit(s3: S3Client, bucket: string, stats: PreparedStats, onnx: Uint8Array, batchSize = 512): Promise<{ outputs: Float32Array; labels: Int32Array | Float32Array; outputWidth: number }> {
   const session = await ort.InferenceSession.create(onnx);
   try {
-    if (!session.inputNames.includes(INPUT) || !session.outputNames.includes(OUTPUT)) {
-      throw new DataError(`The ONNX model must have input "${INPUT}" and output "${OUTPUT}"; it has inputs ${session.inputNames.join(', ')} and outputs ${session.outputNames.join(', ')}.`);
+    if (!session.inputNames.includes(INPUT_NAME) || !session.outputNames.includes(OUTPUT_NAME)) {
+      throw new DataError(`The ONNX model must have input "${INPUT_NAME}" and output "${OUTPUT_NAME}"; it has inputs ${session.inputNames.join(', ')} and outputs ${session.outputNames.join(', ')}.`);
     }
-    const width = featureCount(stats.inputShape);
     const total = stats.counts.test;
     const labels = stats.task === 'classification' ? new Int32Array(total) : new Float32Array(total);
     let outputs: Float32Array | undefined;
     let outputWidth = 0;
     let at = 0;
     for await (const shard of iterateSplit(s3, bucket, stats, 'test')) {
-      for (let start = 0; start < shard.rows; start += batchSize) {
-        const n = Math.min(batchSize, shard.rows - start);
-        const input = new ort.Tensor('float32', shard.x.subarray(start * width, (start + n) * width), [n, ...stats.inputShape]);
-        const out = (await session.run({ [INPUT]: input }))[OUTPUT];
-        const data = out.data as Float32Array;
-        if (outputs === undefined) {
-          outputWidth = data.length / n;
-          outputs = new Float32Array(total * outputWidth);
-        }
-        if (data.length !== n * outputWidth) throw new DataError(`ONNX output for ${n} rows has ${data.length} values; expected ${n * outputWidth}.`);
-        outputs.set(data, (at + start) * outputWidth);
+      const { output } = await runOnnxSession(session, shard.x, [shard.rows, ...stats.inputShape], batchSize);
+      if (outputs === undefined) {
+        outputWidth = output.length / shard.rows;
+        outputs = new Float32Array(total * outputWidth);
       }
+      if (output.length !== shard.rows * outputWidth) throw new DataError(`ONNX output for ${shard.rows} rows has ${output.length} values; expected ${shard.rows * outputWidth}.`);
+      outputs.set(output, at * outputWidth);
       labels.set(shard.y, at);
       at += shard.rows;
     }

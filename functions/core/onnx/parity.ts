@@ -37,13 +37,17 @@ export interface ParityOptions {
 export async function runOnnx(onnx: Uint8Array, x: Float32Array, shape: readonly number[], batchSize = 256): Promise<{ output: Float32Array; outputShape: number[] }> {
   const session = await ort.InferenceSession.create(onnx);
   try {
-    return await runSession(session, x, shape, batchSize);
+    return await runOnnxSession(session, x, shape, batchSize);
   } finally {
     await session.release();
   }
 }
 
-async function runSession(session: ort.InferenceSession, x: Float32Array, shape: readonly number[], batchSize: number) {
+/**
+ * Runs rows through an open ONNX Runtime session in batches (bounding memory on large splits)
+ * and returns the flat output: what parity and the Evaluate step both need.
+ */
+export async function runOnnxSession(session: ort.InferenceSession, x: Float32Array, shape: readonly number[], batchSize = 256): Promise<{ output: Float32Array; outputShape: number[] }> {
   const [rows, ...example] = shape as [number, ...number[]];
   const width = example.reduce((a, b) => a * b, 1);
   const parts: Float32Array[] = [];
@@ -57,14 +61,17 @@ async function runSession(session: ort.InferenceSession, x: Float32Array, shape:
     parts.push(Float32Array.from(out.data as Float32Array));
     outputShape = [rows, ...out.dims.slice(1)];
   }
-  const total = parts.reduce((a, p) => a + p.length, 0);
-  const output = new Float32Array(total);
+  return { output: concatenate(parts), outputShape };
+}
+
+function concatenate(parts: Float32Array[]): Float32Array {
+  const output = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let at = 0;
   for (const p of parts) {
     output.set(p, at);
     at += p.length;
   }
-  return { output, outputShape };
+  return output;
 }
 
 /** Runs the TF.js model on the same rows, in batches. */
@@ -82,13 +89,7 @@ export function runTfjs(tf: Tf, model: tfTypes.LayersModel, x: Float32Array, sha
     parts.push(out.data);
     outputShape = [rows, ...out.shape.slice(1)];
   }
-  const output = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    output.set(p, at);
-    at += p.length;
-  }
-  return { output, outputShape };
+  return { output: concatenate(parts), outputShape };
 }
 
 /** max |a - b|; a NaN on one side only counts as an infinite difference. */
