@@ -31,8 +31,8 @@ import {
 import { ModelStore } from '../functions/inference/models';
 import { createInferenceService } from '../functions/inference/service';
 import { startApiAdapter } from '../local/api-adapter';
-import { statePaths } from '../local/runtime';
-import { runningRuntime } from '../local/submit';
+import { LOCAL_MODEL_BUCKET, statePaths } from '../local/runtime';
+import { localTarget } from '../local/submit';
 
 export interface ModelCommandsIO {
   /** @default console.log */
@@ -61,18 +61,14 @@ export interface RegistryTarget {
 /** Where the registry is: flags, then the environment, then a running `local up`, then AWS. */
 export function resolveRegistryTarget(flags: TargetFlags, env: NodeJS.ProcessEnv = process.env): RegistryTarget {
   const stateDir = flags.stateDir ?? '.dlops';
-  let endpoint = flags.endpoint ?? optionalEnv(ENV.s3Endpoint, env);
-  let running: ReturnType<typeof runningRuntime>;
-  if (endpoint === undefined) {
-    running = runningRuntime(stateDir);
-    endpoint = running?.s3Endpoint;
-  }
-  if (endpoint !== undefined) {
+  const local = localTarget(flags.endpoint, stateDir, env);
+  if (local !== undefined) {
+    const { endpoint, running } = local;
     const keyFile = flags.keyFile ?? optionalEnv(ENV.localKeyFile, env) ?? running?.keyFile ?? statePaths(stateDir).keyFile;
     let keyring: KeyringNode | undefined;
     return {
       s3: localS3Client(endpoint),
-      bucket: flags.bucket ?? optionalEnv(ENV.modelBucket, env) ?? running?.modelBucket ?? 'dlops-models',
+      bucket: flags.bucket ?? optionalEnv(ENV.modelBucket, env) ?? running?.modelBucket ?? LOCAL_MODEL_BUCKET,
       where: `local S3 at ${endpoint}`,
       keyring: () => (keyring ??= rawAesKeyring(loadOrCreateLocalKey(keyFile))),
     };

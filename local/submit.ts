@@ -12,7 +12,7 @@ import { BadRequestError, ConfigError, ManifestError } from '../functions/core/e
 import { datasetKeys, MANIFEST_FILE } from '../functions/core/layout';
 import { executionName } from '../functions/trigger/core';
 import type { RuntimeInfo } from './runtime';
-import { statePaths } from './runtime';
+import { LOCAL_DATA_BUCKET, statePaths } from './runtime';
 
 export interface SubmitTarget {
   readonly s3: S3Client;
@@ -51,16 +51,27 @@ export function runningRuntime(stateDirectory = '.dlops'): RuntimeInfo | undefin
   return alive(info.pid) ? info : undefined;
 }
 
+/**
+ * The local S3 endpoint a command should use: an explicit one, the environment's
+ * (DLOPS_S3_ENDPOINT), else a running `local up`'s (with its runtime.json); undefined means AWS.
+ */
+export function localTarget(endpoint: string | undefined, stateDirectory: string | undefined, env: NodeJS.ProcessEnv): { endpoint: string; running?: RuntimeInfo } | undefined {
+  const given = endpoint ?? optionalEnv(ENV.s3Endpoint, env);
+  if (given !== undefined) return { endpoint: given };
+  const running = runningRuntime(stateDirectory);
+  return running === undefined ? undefined : { endpoint: running.s3Endpoint, running };
+}
+
 /** Chooses where to upload: an explicit endpoint, the environment's, a running `local up`, or AWS. */
 export function resolveTarget(options: TargetOptions = {}): SubmitTarget {
   const env = options.env ?? process.env;
-  const endpoint = options.endpoint ?? optionalEnv(ENV.s3Endpoint, env);
-  if (endpoint !== undefined) {
-    return { s3: localS3Client(endpoint), bucket: options.bucket ?? optionalEnv(ENV.dataBucket, env) ?? 'dlops-data', where: `local S3 at ${endpoint}`, local: true };
-  }
-  const running = runningRuntime(options.stateDirectory);
-  if (running) {
+  const local = localTarget(options.endpoint, options.stateDirectory, env);
+  if (local?.running !== undefined) {
+    const { running } = local;
     return { s3: localS3Client(running.s3Endpoint), bucket: options.bucket ?? running.dataBucket, where: `local runtime at ${running.s3Endpoint} (pid ${running.pid})`, local: true };
+  }
+  if (local !== undefined) {
+    return { s3: localS3Client(local.endpoint), bucket: options.bucket ?? optionalEnv(ENV.dataBucket, env) ?? LOCAL_DATA_BUCKET, where: `local S3 at ${local.endpoint}`, local: true };
   }
   const bucket = options.bucket ?? optionalEnv(ENV.dataBucket, env);
   if (bucket === undefined) {
