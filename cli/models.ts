@@ -10,7 +10,6 @@
 import type { Command } from 'commander';
 import type { KeyringNode } from '@aws-crypto/client-node';
 import { S3Client } from '@aws-sdk/client-s3';
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { localS3Client } from '../functions/core/aws';
@@ -216,7 +215,8 @@ export function registerModelCommands(program: Command, io: ModelCommandsIO = {}
         const file = join(dir, artifact);
         mkdirSync(dirname(file), { recursive: true });
         writeFileSync(file, plaintext);
-        out(`${artifact}  ${plaintext.length} bytes  sha256 ${createHash('sha256').update(plaintext).digest('hex')}  verified`);
+        // readArtifact refused anything whose sha256 differs from the manifest's: print the verified one.
+        out(`${artifact}  ${plaintext.length} bytes  sha256 ${manifest.artifacts[artifact]!.sha256}  verified`);
       }
       writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
       out(`Pulled ${model} version ${version} from ${target.where} into ${dir}`);
